@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+/* weft: a multi-threaded work-stealing async runtime with an io_uring driver. */
+#ifndef WEFT_H
+#define WEFT_H
+
+#define WEFT_VERSION_MAJOR 0
+#define WEFT_VERSION_MINOR 1
+#define WEFT_VERSION_PATCH 0
+
+#include <weft/core.h>
+#include <weft/error.h>
+#include <weft/io.h>
+#include <weft/net.h>
+#include <weft/runtime.h>
+#include <weft/sync.h>
+#include <weft/task.h>
+#include <weft/time.h>
+
+#endif /* WEFT_H */

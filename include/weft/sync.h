@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/* Synchronisation between tasks (and threads): the oneshot channel. */
+#ifndef WEFT_SYNC_H
+#define WEFT_SYNC_H
+
+#include <weft/core.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct weft_oneshot_tx weft_oneshot_tx;
+typedef struct weft_oneshot_rx weft_oneshot_rx;
+
+/**
+ * Create a oneshot channel carrying one value of @value_size bytes
+ * (0 allowed, at most WEFT_FUTURE_MAX_SIZE). Each side is owned by the
+ * caller and released by its own call (send or drop for the sender,
+ * drop for the receiver); the channel is freed when both are gone.
+ * Returns 0, -EINVAL (NULL pointers, size too large) or -ENOMEM.
+ * Thread-safe.
+ */
+WEFT_API int weft_oneshot_new(size_t value_size, weft_oneshot_tx **tx,
+			      weft_oneshot_rx **rx);
+
+/**
+ * Send @value (value_size bytes, copied) and release the sender.
+ * Returns 0, or -EPIPE if the receiver was dropped: nothing was sent, the
+ * caller still owns whatever @value refers to, and the sender is released
+ * all the same. -EINVAL for a NULL @tx. Thread-safe, callable from any
+ * thread (a worker or not).
+ */
+WEFT_API int weft_oneshot_send(weft_oneshot_tx *tx, const void *value);
+
+/**
+ * Release the sender without sending; a waiting receiver then gets -EPIPE.
+ * NULL is accepted.
+ */
+WEFT_API void weft_oneshot_tx_drop(weft_oneshot_tx *tx);
+
+/**
+ * Poll for the value. On READY, *@status is 0 and the value is copied to
+ * @out (value_size bytes; @out may be NULL to discard), or -EPIPE if the
+ * sender was dropped without sending. A poll after READY returns READY with
+ * -EALREADY. One poller at a time.
+ */
+WEFT_API weft_poll weft_oneshot_recv_poll(weft_oneshot_rx *rx, weft_cx *cx,
+					  int *status, void *out);
+
+/**
+ * Release the receiver; a later send fails with -EPIPE. A value already
+ * sent and not received is discarded. NULL is accepted.
+ */
+WEFT_API void weft_oneshot_rx_drop(weft_oneshot_rx *rx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEFT_SYNC_H */

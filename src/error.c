@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <string.h>
+
+#include <weft/error.h>
+
+WEFT_API const char *weft_strerror(int err)
+{
+	if (err < 0)
+		err = -err;
+	switch (err) {
+	case 0:
+		return "success";
+	case EPERM:
+		return "operation not permitted (from weft_runtime_new: io_uring "
+		       "is disabled by seccomp or kernel.io_uring_disabled; "
+		       "from an op: polled off a weft worker thread)";
+	case ENOSYS:
+		return "function not implemented (the kernel has no io_uring)";
+	case ESHUTDOWN:
+		return "the runtime is shut down";
+	case ECANCELED:
+		return "operation cancelled (task aborted or runtime shut down)";
+	case EDEADLK:
+		return "would deadlock (blocking call made on a worker thread)";
+	case EALREADY:
+		return "already completed (future polled after it was ready)";
+	default:
+		/* strerror() of glibc returns static strings for known codes
+		 * (and a thread-local buffer for unknown ones). */
+		return strerror(err);
+	}
+}

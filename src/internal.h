@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/* Helpers shared by every module of libweft. Not installed. */
+#ifndef WEFT_INTERNAL_H
+#define WEFT_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+#define weft__container_of(ptr, type, member) \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+
+#define weft__likely(x) __builtin_expect(!!(x), 1)
+#define weft__unlikely(x) __builtin_expect(!!(x), 0)
+
+#define WEFT__CACHELINE 64
+#define weft__cacheline_aligned __attribute__((aligned(WEFT__CACHELINE)))
+
+#define WEFT__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Round @n up to a multiple of @a (a power of two). */
+#define WEFT__ALIGN_UP(n, a) (((n) + ((a) - 1)) & ~((size_t)(a) - 1))
+
+#if defined(__SANITIZE_THREAD__) || defined(WEFT_SANITIZE_THREAD)
+#define WEFT__TSAN 1
+#else
+#define WEFT__TSAN 0
+#endif
+
+/*
+ * Internal invariant check. It never fires on user input (that gets an
+ * errno); a failure means weft itself is broken, so it aborts loudly.
+ */
+void weft__assert_fail(const char *expr, const char *file, int line)
+	__attribute__((noreturn, cold));
+#define weft__assert(e) \
+	(weft__likely(e) ? (void)0 : weft__assert_fail(#e, __FILE__, __LINE__))
+
+#endif /* WEFT_INTERNAL_H */

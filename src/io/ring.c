@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A worker's io_uring. Setup probes the best mode the kernel accepts:
+ *   1. SINGLE_ISSUER | DEFER_TASKRUN (6.1+): completions are posted only
+ *      when the owner enters the kernel, which it does in batches;
+ *   2. COOP_TASKRUN | TASKRUN_FLAG (5.19+): no IPI to interrupt the owner;
+ *   3. plain.
+ * Only -EINVAL (flag unknown to this kernel) moves down the list; any other
+ * error (EPERM under seccomp, ENOMEM from the memlock limit, ENOSYS) is
+ * returned as is.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "io/ring.h"
+
+static int try_setup(struct weft__ring *r, unsigned entries, unsigned flags)
+{
+	struct io_uring_params p;
+
+	memset(&p, 0, sizeof(p));
+	/* A large CQ: every connection may have a recv in flight. */
+	p.flags = flags | IORING_SETUP_CQSIZE;
+	p.cq_entries = entries * 16;
+	return io_uring_queue_init_params(entries, &r->uring, &p);
+}
+
+int weft__ring_init(struct weft__ring *r, unsigned entries, unsigned flags,
+		    unsigned *mode_out)
+{
+	int err = -EINVAL;
+
+	memset(r, 0, sizeof(*r));
+	r->eventfd = -1;
+#if HAVE_DECL_IORING_SETUP_DEFER_TASKRUN && HAVE_DECL_IORING_SETUP_SINGLE_ISSUER
+	if (!(flags & WEFT_RT_NO_DEFER_TASKRUN)) {
+		err = try_setup(r, entries, IORING_SETUP_SINGLE_ISSUER |
+						    IORING_SETUP_DEFER_TASKRUN);
+		if (!err)
+			*mode_out = WEFT_RING_DEFER_TASKRUN;
+	}
+#endif
+#if HAVE_DECL_IORING_SETUP_COOP_TASKRUN && HAVE_DECL_IORING_SETUP_TASKRUN_FLAG
+	if (err == -EINVAL) {
+		err = try_setup(r, entries, IORING_SETUP_COOP_TASKRUN |
+						    IORING_SETUP_TASKRUN_FLAG);
+		if (!err)
+			*mode_out = WEFT_RING_COOP_TASKRUN;
+	}
+#endif
+	if (err == -EINVAL) {
+		err = try_setup(r, entries, 0);
+		if (!err)
+			*mode_out = WEFT_RING_PLAIN;
+	}
+	if (err)
+		return err;
+	r->mode = *mode_out;
+
+	/* Blocking on purpose: io_uring returns -EAGAIN at once for an
+	 * O_NONBLOCK file instead of waiting for it to become readable. */
+	r->eventfd = eventfd(0, EFD_CLOEXEC);
+	if (r->eventfd < 0) {
+		err = -errno;
+		io_uring_queue_exit(&r->uring);
+		return err;
+	}
+	return 0;
+}
+
+void weft__ring_exit(struct weft__ring *r)
+{
+	/* The armed eventfd read is cancelled by the ring's teardown; a
+	 * cancelled read writes nothing into efd_buf. */
+	io_uring_queue_exit(&r->uring);
+	if (r->eventfd >= 0)
+		close(r->eventfd);
+	r->eventfd = -1;
+}
+
+struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r)
+{
+	struct io_uring_sqe *sqe;
+
+	while (!(sqe = io_uring_get_sqe(&r->uring))) {
+		int ret = io_uring_submit(&r->uring);
+		/* -EBUSY/-EAGAIN: the CQ is backed up; reaping happens in
+		 * the caller's loop, but the SQ must drain first. Flushing
+		 * completions into the overflow list makes room. */
+		if (ret < 0 && ret != -EINTR)
+			io_uring_get_events(&r->uring);
+		r->unsubmitted = 0;
+	}
+	r->unsubmitted++;
+	return sqe;
+}
+
+void weft__ring_flush(struct weft__ring *r)
+{
+	int ret;
+
+	if (r->mode == WEFT_RING_DEFER_TASKRUN) {
+		ret = io_uring_submit_and_get_events(&r->uring);
+	} else if (r->unsubmitted) {
+		ret = io_uring_submit(&r->uring);
+	} else {
+		/* Overflowed CQEs only come back after an enter. */
+		if (IO_URING_READ_ONCE(*r->uring.sq.kflags) &
+		    IORING_SQ_CQ_OVERFLOW)
+			io_uring_get_events(&r->uring);
+		return;
+	}
+	/* EINTR/EBUSY/EAGAIN: nothing lost, the SQEs stay queued for the
+	 * next flush. */
+	if (ret >= 0)
+		r->unsubmitted = 0;
+}
+
+void weft__ring_wait(struct weft__ring *r)
+{
+	/* Ignoring EINTR is safe here: the caller re-checks its queues and
+	 * parks again (an ignored EINTR that loops forever is the hang
+	 * TESTING.md warns about; this one returns). */
+	if (io_uring_submit_and_wait(&r->uring, 1) >= 0)
+		r->unsubmitted = 0;
+}
+
+void weft__ring_arm_eventfd(struct weft__ring *r)
+{
+	if (r->efd_armed)
+		return;
+	struct io_uring_sqe *sqe = weft__ring_sqe(r);
+	io_uring_prep_read(sqe, r->eventfd, &r->efd_buf, sizeof(r->efd_buf), 0);
+	io_uring_sqe_set_data64(sqe, WEFT__UD_EVENTFD);
+	r->efd_armed = true;
+}
+
+void weft__ring_signal_eventfd(struct weft__ring *r)
+{
+	uint64_t one = 1;
+
+	/* Cannot block (the counter would need to reach 2^64-2) and cannot
+	 * fail on a valid eventfd; a failure would only mean a lost unpark
+	 * of a runtime being torn down. */
+	if (write(r->eventfd, &one, sizeof(one)) < 0)
+		return;
+}
+
+void weft__ring_msg(struct weft__ring *from, int to_fd)
+{
+#if HAVE_DECL_IO_URING_PREP_MSG_RING
+	struct io_uring_sqe *sqe = weft__ring_sqe(from);
+
+	io_uring_prep_msg_ring(sqe, to_fd, 0, WEFT__UD_UNPARK, 0);
+	io_uring_sqe_set_data64(sqe, WEFT__UD_IGNORE);
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	/* The target sleeps until this is submitted: do it now. */
+	if (io_uring_submit(&from->uring) >= 0)
+		from->unsubmitted = 0;
+#else
+	(void)from;
+	(void)to_fd;
+#error "liburing without io_uring_prep_msg_ring (need 2.2+)"
+#endif
+}

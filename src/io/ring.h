@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A worker's io_uring: setup with feature probing, the unpark channel, and
+ * reaping. Owner-thread only unless a function says otherwise.
+ *
+ * user_data encoding of the SQEs a worker submits:
+ *   an op record pointer (8-aligned)          the op's own completion
+ *   an op record pointer | WEFT__UD_CANCEL    completion of a cancel for it
+ *   WEFT__UD_UNPARK                           MSG_RING from another worker
+ *   WEFT__UD_EVENTFD                          the eventfd read (foreign wakes)
+ *   WEFT__UD_IGNORE                           nothing to do (never posted:
+ *                                              CQE_SKIP_SUCCESS where used)
+ */
+#ifndef WEFT_IO_RING_H
+#define WEFT_IO_RING_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <weft/runtime.h>
+
+#define WEFT__UD_IGNORE ((uint64_t)0)
+#define WEFT__UD_UNPARK ((uint64_t)1)
+#define WEFT__UD_EVENTFD ((uint64_t)2)
+#define WEFT__UD_CANCEL ((uint64_t)1) /* low bit on an op pointer */
+#define WEFT__UD_TAG_MAX ((uint64_t)16)
+
+struct weft__ring {
+	struct io_uring uring;
+	unsigned mode;        /* WEFT_RING_* */
+	int eventfd;
+	uint64_t efd_buf;     /* target of the armed eventfd read */
+	bool efd_armed;
+	unsigned inflight;    /* ops and cancels whose CQE is due */
+	unsigned unsubmitted; /* SQEs prepared since the last submit */
+};
+
+/* Create the ring on the calling (worker) thread. 0 or negative errno. */
+int weft__ring_init(struct weft__ring *r, unsigned entries, unsigned flags,
+		    unsigned *mode_out);
+void weft__ring_exit(struct weft__ring *r);
+
+/* An SQE, submitting first if the SQ is full. Never NULL. */
+struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r);
+
+/* Submit what is prepared and let the kernel post completions (runs
+ * deferred task work under DEFER_TASKRUN). Non-blocking. */
+void weft__ring_flush(struct weft__ring *r);
+
+/* Submit and wait for at least one CQE (parking). EINTR returns. */
+void weft__ring_wait(struct weft__ring *r);
+
+/* Arm the eventfd read if it is not armed. */
+void weft__ring_arm_eventfd(struct weft__ring *r);
+
+/* Any thread: wake the ring's owner through its eventfd. */
+void weft__ring_signal_eventfd(struct weft__ring *r);
+
+/* Owner of @from: post an UNPARK CQE to ring @to_fd with MSG_RING. */
+void weft__ring_msg(struct weft__ring *from, int to_fd);
+
+static inline int weft__ring_fd(const struct weft__ring *r)
+{
+	return r->uring.ring_fd;
+}
+
+#endif /* WEFT_IO_RING_H */

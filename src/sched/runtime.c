@@ -1,0 +1,322 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Runtime lifecycle.
+ *
+ * Start: allocate, start the workers; each creates its ring on its own
+ * thread (SINGLE_ISSUER) and reports; if any failed, all are told to exit
+ * and weft_runtime_new returns that error. Workers run with every signal
+ * blocked, so signals go to the application's threads and never interrupt
+ * io_uring_enter.
+ *
+ * Shutdown, in order:
+ *   1. close the owned-task list (spawns now fail with -ESHUTDOWN) and
+ *      cancel every task in it; cancelled tasks are queued;
+ *   2. set rt->shutdown and unpark every worker;
+ *   3. workers run the cancellations: each future is dropped on a worker,
+ *      and dropping an in-flight op submits a cancel on the op's ring;
+ *   4. a worker exits once the owned list is empty, its ring has no op or
+ *      cancel in flight and its inbox is empty (closing before setting the
+ *      flag means the owned count can only fall once workers look at it);
+ *   5. join the workers, then tear down the rings and queues.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <weft/error.h>
+#include <weft/runtime.h>
+
+#include "io/op.h"
+#include "sched/runtime.h"
+#include "task/task.h"
+
+#define MAX_WORKERS 256
+#define DEFAULT_SPIN_ROUNDS 4
+#ifdef WEFT_SMALL_QUEUES
+#define DEQUE_LOG2 2
+#else
+#define DEQUE_LOG2 8
+#endif
+
+void weft__log(struct weft_runtime *rt, int level, const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+
+	if (!rt->log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	rt->log(rt->log_arg, level, buf);
+}
+
+WEFT_API void weft_runtime_config_init(weft_runtime_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->size = sizeof(*cfg);
+}
+
+static void free_parts(struct weft_runtime *rt)
+{
+	if (rt->workers) {
+		for (unsigned i = 0; i < rt->nworkers; i++)
+			weft__deque_destroy(&rt->workers[i].dq);
+		free(rt->workers);
+	}
+	weft__owned_destroy(&rt->owned);
+	weft__idle_destroy(&rt->idle);
+	weft__injector_destroy(&rt->injector);
+	pthread_mutex_destroy(&rt->start_lock);
+	pthread_cond_destroy(&rt->start_cond);
+	pthread_mutex_destroy(&rt->shutdown_lock);
+	free(rt);
+}
+
+static int alloc_runtime(const weft_runtime_config *cfg, unsigned n,
+			 struct weft_runtime **out)
+{
+	struct weft_runtime *rt = calloc(1, sizeof(*rt));
+	int err;
+
+	if (!rt)
+		return -ENOMEM;
+	rt->nworkers = n;
+	rt->flags = cfg->flags;
+	rt->spin_rounds = cfg->spin_rounds ? cfg->spin_rounds
+					   : DEFAULT_SPIN_ROUNDS;
+	rt->ring_entries = cfg->ring_entries ? cfg->ring_entries : 256;
+	rt->log = cfg->log;
+	rt->log_arg = cfg->log_arg;
+	pthread_mutex_init(&rt->start_lock, NULL);
+	pthread_cond_init(&rt->start_cond, NULL);
+	pthread_mutex_init(&rt->shutdown_lock, NULL);
+	atomic_init(&rt->next_task_id, 1);
+	atomic_init(&rt->shutdown, false);
+
+	if ((err = weft__injector_init(&rt->injector)) ||
+	    (err = weft__idle_init(&rt->idle, n)) ||
+	    (err = weft__owned_init(&rt->owned, 4 * n)))
+		goto fail;
+	rt->workers = aligned_alloc(WEFT__CACHELINE,
+				    WEFT__ALIGN_UP(n * sizeof(*rt->workers),
+						   WEFT__CACHELINE));
+	if (!rt->workers) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	memset(rt->workers, 0, n * sizeof(*rt->workers));
+	for (unsigned i = 0; i < n; i++) {
+		struct weft__worker *w = &rt->workers[i];
+
+		w->rt = rt;
+		w->index = i;
+		w->rng = 0x9E3779B97F4A7C15ULL * (i + 1);
+		ck_stack_init(&w->inbox);
+		atomic_init(&w->park_state, WEFT__RUNNING);
+		if ((err = weft__deque_init(&w->dq, DEQUE_LOG2))) {
+			rt->nworkers = i; /* free only those made */
+			goto fail;
+		}
+	}
+	*out = rt;
+	return 0;
+fail:
+	free_parts(rt);
+	return err;
+}
+
+/* Start the worker threads; on failure none is left running. */
+static int start_workers(struct weft_runtime *rt)
+{
+	sigset_t all, old;
+	unsigned made = 0;
+	int err = 0;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (; made < rt->nworkers; made++) {
+		struct weft__worker *w = &rt->workers[made];
+		err = -pthread_create(&w->thread, NULL, weft__worker_main, w);
+		if (err)
+			break;
+		char name[16];
+		snprintf(name, sizeof(name), "weft-w%u", made % 1000);
+		pthread_setname_np(w->thread, name);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+	pthread_mutex_lock(&rt->start_lock);
+	while (rt->started < made)
+		pthread_cond_wait(&rt->start_cond, &rt->start_lock);
+	if (!err)
+		err = rt->start_err;
+	rt->go = err ? -1 : 1;
+	pthread_cond_broadcast(&rt->start_cond);
+	pthread_mutex_unlock(&rt->start_lock);
+
+	if (err) {
+		for (unsigned i = 0; i < made; i++) {
+			pthread_join(rt->workers[i].thread, NULL);
+			if (rt->workers[i].ring.uring.ring_fd > 0)
+				weft__ring_exit(&rt->workers[i].ring);
+		}
+	}
+	return err;
+}
+
+static const char *ring_mode_name(unsigned mode)
+{
+	switch (mode) {
+	case WEFT_RING_DEFER_TASKRUN:
+		return "SINGLE_ISSUER|DEFER_TASKRUN";
+	case WEFT_RING_COOP_TASKRUN:
+		return "COOP_TASKRUN";
+	default:
+		return "plain";
+	}
+}
+
+WEFT_API int weft_runtime_new(const weft_runtime_config *cfg,
+			      weft_runtime **out)
+{
+	weft_runtime_config def;
+	struct weft_runtime *rt;
+	int err;
+
+	if (!out)
+		return -EINVAL;
+	if (!cfg) {
+		weft_runtime_config_init(&def);
+		cfg = &def;
+	}
+	if (cfg->size < sizeof(weft_runtime_config) ||
+	    cfg->workers > MAX_WORKERS || cfg->ring_entries > 32768)
+		return -EINVAL;
+
+	unsigned n = cfg->workers;
+	if (!n) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		n = cpus < 1 ? 1 : cpus > MAX_WORKERS ? MAX_WORKERS
+						      : (unsigned)cpus;
+	}
+	err = alloc_runtime(cfg, n, &rt);
+	if (err)
+		return err;
+	err = start_workers(rt);
+	if (err) {
+		weft__log(rt, WEFT_LOG_ERROR,
+			  "weft: cannot start workers: %s", weft_strerror(err));
+		free_parts(rt);
+		return err;
+	}
+	weft__log(rt, WEFT_LOG_INFO, "weft: %u workers, io_uring %s", n,
+		  ring_mode_name(rt->ring_mode));
+	*out = rt;
+	return 0;
+}
+
+static void drain_queues(struct weft_runtime *rt)
+{
+	struct weft__qnode *q;
+	struct weft__task *t;
+
+	for (unsigned i = 0; i < rt->nworkers; i++) {
+		struct weft__worker *w = &rt->workers[i];
+		if (w->lifo)
+			weft__task_drop_queued(w->lifo);
+		w->lifo = NULL;
+		while ((t = weft__deque_pop(&w->dq)))
+			weft__task_drop_queued(t);
+	}
+	while ((q = weft__injector_pop(&rt->injector)))
+		weft__task_drop_queued(weft__task_from_qnode(q));
+}
+
+WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
+{
+	if (!rt)
+		return -EINVAL;
+	struct weft__worker *self = weft__worker_current();
+	if (self && self->rt == rt)
+		return -EDEADLK;
+
+	pthread_mutex_lock(&rt->shutdown_lock);
+	if (rt->shut_down) {
+		pthread_mutex_unlock(&rt->shutdown_lock);
+		return 0;
+	}
+	weft__owned_close_and_cancel(&rt->owned);
+	atomic_store_explicit(&rt->shutdown, true, memory_order_seq_cst);
+	weft__idle_unpark_all(rt);
+	for (unsigned i = 0; i < rt->nworkers; i++)
+		pthread_join(rt->workers[i].thread, NULL);
+	for (unsigned i = 0; i < rt->nworkers; i++)
+		weft__ring_exit(&rt->workers[i].ring);
+	drain_queues(rt);
+	rt->shut_down = true;
+	pthread_mutex_unlock(&rt->shutdown_lock);
+	return 0;
+}
+
+WEFT_API void weft_runtime_free(weft_runtime *rt)
+{
+	if (!rt)
+		return;
+	if (weft_runtime_shutdown(rt))
+		return; /* called on one of its own workers: leak, not crash */
+	free_parts(rt);
+}
+
+WEFT_API unsigned weft_runtime_workers(const weft_runtime *rt)
+{
+	return rt->nworkers;
+}
+
+WEFT_API weft_runtime *weft_runtime_current(void)
+{
+	struct weft__worker *w = weft__worker_current();
+
+	return w ? w->rt : NULL;
+}
+
+WEFT_API int weft_worker_index(void)
+{
+	struct weft__worker *w = weft__worker_current();
+
+	return w ? (int)w->index : -1;
+}
+
+WEFT_API int weft_runtime_metrics_get(const weft_runtime *rt,
+				      weft_runtime_metrics *m)
+{
+	if (!rt || !m || m->size < sizeof(*m))
+		return -EINVAL;
+	size_t size = m->size;
+	memset(m, 0, sizeof(*m));
+	m->size = size;
+	m->workers = rt->nworkers;
+	m->ring_mode = rt->ring_mode;
+#define SUM(field) \
+	m->field += atomic_load_explicit(&w->m.field, memory_order_relaxed)
+	for (unsigned i = 0; i < rt->nworkers; i++) {
+		struct weft__worker *w = &rt->workers[i];
+		SUM(spawned);
+		SUM(polls);
+		SUM(lifo_polls);
+		SUM(steals);
+		SUM(injector_pops);
+		SUM(overflows);
+		SUM(parks);
+		SUM(unparks_sent);
+		SUM(ops_submitted);
+		SUM(ops_completed);
+		SUM(remote_cancels);
+	}
+#undef SUM
+	return 0;
+}

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The runtime and its workers: the structures the scheduler, the task
+ * module and the io driver share, and the scheduler's entry points.
+ */
+#ifndef WEFT_SCHED_RUNTIME_H
+#define WEFT_SCHED_RUNTIME_H
+
+#include <ck_stack.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <weft/runtime.h>
+
+#include "internal.h"
+#include "io/ring.h"
+#include "sched/deque.h"
+#include "sched/idle.h"
+#include "sched/injector.h"
+#include "task/owned.h"
+
+struct weft__task;
+
+/* Per-worker counters: written by the owner with relaxed atomics, summed on
+ * read by weft_runtime_metrics_get. */
+struct weft__worker_metrics {
+	_Atomic uint64_t spawned, polls, lifo_polls, steals, injector_pops,
+		overflows, parks, unparks_sent, ops_submitted, ops_completed,
+		remote_cancels;
+};
+
+#define WEFT__METRIC_INC(w, field) \
+	atomic_store_explicit(&(w)->m.field, \
+		atomic_load_explicit(&(w)->m.field, memory_order_relaxed) + 1, \
+		memory_order_relaxed)
+#define WEFT__METRIC_ADD(w, field, n) \
+	atomic_store_explicit(&(w)->m.field, \
+		atomic_load_explicit(&(w)->m.field, memory_order_relaxed) + (n), \
+		memory_order_relaxed)
+
+/* park_state values; see idle.c */
+enum { WEFT__RUNNING = 0, WEFT__PARKED = 1, WEFT__NOTIFIED = 2 };
+
+struct weft__worker {
+	/* Owner-only hot data. */
+	struct weft_runtime *rt;
+	unsigned index;
+	uint32_t tick;
+	uint64_t rng;
+	struct weft__task *lifo;
+	bool searching;
+	struct weft__ring ring;
+
+	/* Shared with other threads. */
+	struct weft__deque dq;
+	ck_stack_t inbox weft__cacheline_aligned; /* ops to cancel */
+	_Atomic int park_state weft__cacheline_aligned;
+	bool in_sleepers; /* under rt->idle.lock */
+	pthread_t thread;
+	struct weft__worker_metrics m weft__cacheline_aligned;
+} weft__cacheline_aligned;
+
+struct weft_runtime {
+	unsigned nworkers;
+	unsigned flags;
+	unsigned spin_rounds;
+	unsigned ring_entries;
+	unsigned ring_mode;
+	struct weft__worker *workers;
+	struct weft__injector injector;
+	struct weft__idle idle;
+	struct weft__owned owned;
+	_Atomic uint64_t next_task_id;
+	_Atomic bool shutdown;   /* workers exit once the owned list is empty */
+	bool shut_down;          /* weft_runtime_shutdown completed */
+	pthread_mutex_t shutdown_lock;
+
+	/* start-up handshake */
+	pthread_mutex_t start_lock;
+	pthread_cond_t start_cond;
+	unsigned started;
+	int start_err;
+	int go; /* 1 run, -1 abort */
+
+	void (*log)(void *arg, int level, const char *msg);
+	void *log_arg;
+};
+
+/* The worker running on this thread, or NULL. */
+struct weft__worker *weft__worker_current(void);
+
+/* Queue a new task: local deque on a worker of @rt, else the injector. */
+void weft__sched_spawn(struct weft_runtime *rt, struct weft__task *t);
+
+/* Queue a woken task: LIFO slot on a worker of its runtime, else the
+ * injector. Consumes the queue reference the wake took. Any thread. */
+void weft__sched_schedule(struct weft__task *t);
+
+/* Re-queue the task being polled at the back of the local queue. */
+void weft__sched_yield(struct weft__task *t);
+
+/* The owned list became empty: let parked workers check for exit. */
+void weft__sched_owned_empty(struct weft_runtime *rt);
+
+/* Wake worker @w if it is parked (idle.c). Any thread. */
+void weft__worker_unpark(struct weft__worker *w);
+
+/* Worker thread entry (worker.c). */
+void *weft__worker_main(void *arg);
+
+void weft__log(struct weft_runtime *rt, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif /* WEFT_SCHED_RUNTIME_H */

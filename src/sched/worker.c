@@ -1,0 +1,359 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The worker loop.
+ *
+ *   loop:
+ *     task = LIFO slot, else (every 61st tick: injector first) own deque,
+ *            else a batch from the injector
+ *     run it, then up to 3 tasks it woke through the LIFO slot
+ *     every 61 ticks, and whenever the queue runs dry: drive the ring
+ *            (forward cancels from the inbox, submit SQEs, reap CQEs)
+ *     queue dry: search (steal half of a random victim's deque, or take
+ *            from the injector) for a few rounds
+ *     nothing: park inside io_uring_enter until a CQE arrives (an op, a
+ *            MSG_RING from another worker, the eventfd from a foreign
+ *            thread)
+ *
+ * Numbers from Tokio: global_queue_interval and event_interval 61,
+ * MAX_LIFO_POLLS_PER_TICK 3, local queue of 256.
+ */
+#include <signal.h>
+#include <stdlib.h>
+
+#include "io/op.h"
+#include "sched/runtime.h"
+#include "task/task.h"
+
+#define EVENT_INTERVAL 61
+#define MAX_LIFO_POLLS 3
+
+static __thread struct weft__worker *tls_worker;
+
+struct weft__worker *weft__worker_current(void)
+{
+	return tls_worker;
+}
+
+static uint32_t rng_next(struct weft__worker *w)
+{
+	/* xorshift64*, per worker: victim choice only. */
+	uint64_t x = w->rng;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	w->rng = x;
+	return (uint32_t)((x * 0x2545F4914F6CDD1DULL) >> 32);
+}
+
+/* Move half of the full local deque to the injector, oldest first. */
+static void overflow(struct weft__worker *w)
+{
+	struct weft__qnode *first = NULL, *last = NULL;
+	size_t n = 0, half = weft__deque_capacity(&w->dq) / 2;
+
+	for (; n < half; n++) {
+		struct weft__task *t = weft__deque_pop(&w->dq);
+		if (!t)
+			break;
+		t->qnode.next = NULL;
+		if (last)
+			last->next = &t->qnode;
+		else
+			first = &t->qnode;
+		last = &t->qnode;
+	}
+	if (n)
+		weft__injector_push_batch(&w->rt->injector, first, last, n);
+	WEFT__METRIC_INC(w, overflows);
+}
+
+static void push_local(struct weft__worker *w, struct weft__task *t)
+{
+	while (!weft__deque_push(&w->dq, t))
+		overflow(w);
+	weft__idle_notify(w->rt);
+}
+
+void weft__sched_spawn(struct weft_runtime *rt, struct weft__task *t)
+{
+	struct weft__worker *w = tls_worker;
+
+	if (w && w->rt == rt) {
+		WEFT__METRIC_INC(w, spawned);
+		push_local(w, t);
+		return;
+	}
+	weft__injector_push(&rt->injector, &t->qnode);
+	weft__idle_notify(rt);
+}
+
+void weft__sched_schedule(struct weft__task *t)
+{
+	struct weft__worker *w = tls_worker;
+	struct weft_runtime *rt = t->rt;
+
+	if (!w || w->rt != rt) {
+		weft__injector_push(&rt->injector, &t->qnode);
+		weft__idle_notify(rt);
+		return;
+	}
+	if (rt->flags & WEFT_RT_NO_LIFO_SLOT) {
+		push_local(w, t);
+		return;
+	}
+	struct weft__task *prev = w->lifo;
+	w->lifo = t;
+	/* A displaced task becomes stealable: tell the idle. A lone LIFO task
+	 * is kept for locality and wakes nobody (Tokio does the same). */
+	if (prev)
+		push_local(w, prev);
+}
+
+void weft__sched_yield(struct weft__task *t)
+{
+	struct weft__worker *w = tls_worker;
+
+	weft__assert(w && w->rt == t->rt);
+	push_local(w, t);
+}
+
+void weft__sched_owned_empty(struct weft_runtime *rt)
+{
+	if (atomic_load_explicit(&rt->shutdown, memory_order_seq_cst))
+		weft__idle_unpark_all(rt);
+}
+
+static struct weft__task *pop_injector(struct weft__worker *w)
+{
+	struct weft_runtime *rt = w->rt;
+	size_t len = weft__injector_len(&rt->injector);
+	size_t n;
+
+	if (!len)
+		return NULL;
+	/* Take a fair share, at most half a deque (Tokio). */
+	size_t max = len / rt->nworkers + 1;
+	size_t room = weft__deque_capacity(&w->dq) / 2;
+	if (max > room)
+		max = room;
+	struct weft__qnode *q = weft__injector_pop_batch(&rt->injector, max, &n);
+	if (!q)
+		return NULL;
+	WEFT__METRIC_ADD(w, injector_pops, n);
+	struct weft__task *first = weft__task_from_qnode(q);
+	for (q = q->next; q;) {
+		struct weft__qnode *next = q->next;
+		push_local(w, weft__task_from_qnode(q));
+		q = next;
+	}
+	return first;
+}
+
+static struct weft__task *next_task(struct weft__worker *w)
+{
+	struct weft__task *t;
+
+	if (++w->tick % EVENT_INTERVAL == 0) {
+		t = pop_injector(w);
+		if (t)
+			return t;
+	}
+	if (w->lifo) {
+		t = w->lifo;
+		w->lifo = NULL;
+		return t;
+	}
+	t = weft__deque_pop(&w->dq);
+	if (t)
+		return t;
+	return pop_injector(w);
+}
+
+static void run_task(struct weft__worker *w, struct weft__task *t)
+{
+	WEFT__METRIC_INC(w, polls);
+	weft__task_run(t);
+	for (int i = 0; i < MAX_LIFO_POLLS && w->lifo; i++) {
+		t = w->lifo;
+		w->lifo = NULL;
+		WEFT__METRIC_INC(w, polls);
+		WEFT__METRIC_INC(w, lifo_polls);
+		weft__task_run(t);
+	}
+	if (w->lifo) {
+		/* Budget spent: the chain continues behind everyone else. */
+		t = w->lifo;
+		w->lifo = NULL;
+		push_local(w, t);
+	}
+}
+
+static bool has_local_work(struct weft__worker *w)
+{
+	return w->lifo || weft__deque_len(&w->dq);
+}
+
+static struct weft__task *steal(struct weft__worker *w)
+{
+	struct weft_runtime *rt = w->rt;
+	unsigned n = rt->nworkers;
+	unsigned start = rng_next(w) % n;
+	size_t max = weft__deque_capacity(&w->dq) / 2;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct weft__worker *v = &rt->workers[(start + i) % n];
+		size_t got;
+
+		if (v == w)
+			continue;
+		struct weft__task *t = weft__deque_steal_into(&v->dq, &w->dq,
+							      max, &got);
+		if (t) {
+			WEFT__METRIC_ADD(w, steals, got);
+			return t;
+		}
+	}
+	return pop_injector(w);
+}
+
+/*
+ * Search for work for a few rounds, driving the ring between rounds.
+ * Returns a task to run, or NULL with w->lifo/deque possibly filled by
+ * completions.
+ */
+static struct weft__task *search(struct weft__worker *w)
+{
+	struct weft_runtime *rt = w->rt;
+
+	for (unsigned round = 0; round < rt->spin_rounds; round++) {
+		if (!weft__idle_try_search(rt, w))
+			return NULL;
+		struct weft__task *t = steal(w);
+		if (t) {
+			weft__idle_stop_search(rt, w);
+			return t;
+		}
+		if (weft__op_drive(w) && has_local_work(w)) {
+			weft__idle_stop_search(rt, w);
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+static bool work_anywhere(struct weft__worker *w)
+{
+	struct weft_runtime *rt = w->rt;
+
+	if (has_local_work(w) || !weft__injector_is_empty(&rt->injector) ||
+	    !weft__inbox_empty(w))
+		return true;
+	for (unsigned i = 0; i < rt->nworkers; i++)
+		if (weft__deque_len(&rt->workers[i].dq))
+			return true;
+	return false;
+}
+
+static bool exit_ready(struct weft__worker *w)
+{
+	struct weft_runtime *rt = w->rt;
+
+	return atomic_load_explicit(&rt->shutdown, memory_order_seq_cst) &&
+	       weft__owned_count(&rt->owned) == 0 && w->ring.inflight == 0 &&
+	       weft__inbox_empty(w);
+}
+
+static void park(struct weft__worker *w)
+{
+	struct weft_runtime *rt = w->rt;
+	int expected = WEFT__RUNNING;
+
+	/* A NOTIFIED state means an unpark came while we ran: consume it and
+	 * look again instead of sleeping. */
+	if (!atomic_compare_exchange_strong_explicit(
+		    &w->park_state, &expected, WEFT__PARKED,
+		    memory_order_seq_cst, memory_order_seq_cst)) {
+		atomic_store_explicit(&w->park_state, WEFT__RUNNING,
+				      memory_order_relaxed);
+		return;
+	}
+	weft__idle_register(rt, w);
+	/* Pairs with the fence in weft__idle_notify (see idle.h): after it,
+	 * any push we do not see below saw us in the idle count. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (work_anywhere(w) || exit_ready(w)) {
+		atomic_store_explicit(&w->park_state, WEFT__RUNNING,
+				      memory_order_seq_cst);
+		weft__idle_unregister(rt, w);
+		return;
+	}
+	WEFT__METRIC_INC(w, parks);
+	weft__ring_arm_eventfd(&w->ring);
+	weft__ring_wait(&w->ring);
+	atomic_store_explicit(&w->park_state, WEFT__RUNNING,
+			      memory_order_seq_cst);
+	weft__idle_unregister(rt, w);
+	weft__op_reap(w);
+}
+
+static void run(struct weft__worker *w)
+{
+	for (;;) {
+		struct weft__task *t = next_task(w);
+
+		if (t) {
+			run_task(w, t);
+			if (w->tick % EVENT_INTERVAL == 0)
+				weft__op_drive(w);
+			continue;
+		}
+		weft__op_drive(w);
+		if (has_local_work(w))
+			continue;
+		t = search(w);
+		if (t) {
+			run_task(w, t);
+			continue;
+		}
+		if (has_local_work(w))
+			continue;
+		if (exit_ready(w))
+			break;
+		park(w);
+	}
+	/* Whatever searching state remained must not count anymore. */
+	if (w->searching) {
+		w->searching = false;
+		atomic_fetch_sub_explicit(&w->rt->idle.num_searching, 1,
+					  memory_order_seq_cst);
+	}
+}
+
+void *weft__worker_main(void *arg)
+{
+	struct weft__worker *w = arg;
+	struct weft_runtime *rt = w->rt;
+	unsigned mode = 0;
+	int err;
+
+	tls_worker = w;
+	/* SINGLE_ISSUER binds the ring to the thread that creates it. */
+	err = weft__ring_init(&w->ring, rt->ring_entries, rt->flags, &mode);
+
+	pthread_mutex_lock(&rt->start_lock);
+	if (err && !rt->start_err)
+		rt->start_err = err;
+	if (!err)
+		rt->ring_mode = mode;
+	rt->started++;
+	pthread_cond_broadcast(&rt->start_cond);
+	while (!rt->go)
+		pthread_cond_wait(&rt->start_cond, &rt->start_lock);
+	int go = rt->go;
+	pthread_mutex_unlock(&rt->start_lock);
+
+	if (go > 0)
+		run(w);
+	tls_worker = NULL;
+	return NULL;
+}

@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Oneshot channel: one value, one sender, one receiver. Both handles point
+ * at one shared record freed by whichever side lets go last. A spinlock
+ * (ck_spinlock_fas) guards the few fields; wakers are woken and dropped
+ * outside it, since that can run arbitrary code.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ck_pr.h>
+#include <ck_spinlock.h>
+
+#include <weft/sync.h>
+
+struct oneshot {
+	ck_spinlock_fas_t lock;
+	unsigned refs;        /* ck_pr */
+	bool sent;            /* under lock */
+	bool tx_closed;       /* under lock */
+	bool rx_closed;       /* under lock */
+	bool received;        /* receiver only */
+	weft_waker rx_waker;  /* under lock */
+	size_t size;
+	unsigned char value[] __attribute__((aligned(16)));
+};
+
+static void release(struct oneshot *c)
+{
+	bool zero;
+
+	/* Full barrier: the other side's last accesses happen before free. */
+	ck_pr_dec_uint_zero(&c->refs, &zero);
+	if (!zero)
+		return;
+	weft_waker_drop(&c->rx_waker);
+	free(c);
+}
+
+WEFT_API int weft_oneshot_new(size_t value_size, weft_oneshot_tx **tx,
+			      weft_oneshot_rx **rx)
+{
+	if (!tx || !rx || value_size > WEFT_FUTURE_MAX_SIZE)
+		return -EINVAL;
+	struct oneshot *c = malloc(sizeof(*c) + value_size);
+	if (!c)
+		return -ENOMEM;
+	ck_spinlock_fas_init(&c->lock);
+	c->refs = 2;
+	c->sent = c->tx_closed = c->rx_closed = c->received = false;
+	c->rx_waker = WEFT_WAKER_EMPTY;
+	c->size = value_size;
+	*tx = (weft_oneshot_tx *)c;
+	*rx = (weft_oneshot_rx *)c;
+	return 0;
+}
+
+/* Close the sending side, with or without a value. */
+static int tx_close(struct oneshot *c, const void *value)
+{
+	weft_waker w;
+
+	ck_spinlock_fas_lock(&c->lock);
+	if (value && c->rx_closed) {
+		c->tx_closed = true;
+		ck_spinlock_fas_unlock(&c->lock);
+		release(c);
+		return -EPIPE;
+	}
+	if (value && c->size)
+		memcpy(c->value, value, c->size);
+	c->sent = value != NULL;
+	c->tx_closed = true;
+	w = c->rx_waker;
+	c->rx_waker = WEFT_WAKER_EMPTY;
+	ck_spinlock_fas_unlock(&c->lock);
+	weft_waker_wake(&w);
+	release(c);
+	return 0;
+}
+
+WEFT_API int weft_oneshot_send(weft_oneshot_tx *tx, const void *value)
+{
+	static const unsigned char none;
+
+	if (!tx)
+		return -EINVAL;
+	/* A zero-size value may be sent with value == NULL. */
+	return tx_close((struct oneshot *)tx, value ? value : &none);
+}
+
+WEFT_API void weft_oneshot_tx_drop(weft_oneshot_tx *tx)
+{
+	if (tx)
+		tx_close((struct oneshot *)tx, NULL);
+}
+
+WEFT_API weft_poll weft_oneshot_recv_poll(weft_oneshot_rx *rx, weft_cx *cx,
+					  int *status, void *out)
+{
+	struct oneshot *c = (struct oneshot *)rx;
+	weft_waker old = WEFT_WAKER_EMPTY;
+	int st;
+
+	if (c->received) {
+		st = -EALREADY;
+		goto ready;
+	}
+	ck_spinlock_fas_lock(&c->lock);
+	if (!c->tx_closed) {
+		if (!weft_waker_will_wake(&c->rx_waker, cx->waker)) {
+			old = c->rx_waker;
+			c->rx_waker = weft_waker_clone(cx->waker);
+		}
+		ck_spinlock_fas_unlock(&c->lock);
+		weft_waker_drop(&old);
+		return WEFT_PENDING;
+	}
+	bool sent = c->sent;
+	ck_spinlock_fas_unlock(&c->lock);
+	/* tx_closed is final and the value was written before it under the
+	 * lock: reading it now needs no lock. */
+	if (sent && out && c->size)
+		memcpy(out, c->value, c->size);
+	c->received = true;
+	st = sent ? 0 : -EPIPE;
+ready:
+	if (status)
+		*status = st;
+	return WEFT_READY;
+}
+
+WEFT_API void weft_oneshot_rx_drop(weft_oneshot_rx *rx)
+{
+	struct oneshot *c = (struct oneshot *)rx;
+	weft_waker old;
+
+	if (!c)
+		return;
+	ck_spinlock_fas_lock(&c->lock);
+	c->rx_closed = true;
+	old = c->rx_waker;
+	c->rx_waker = WEFT_WAKER_EMPTY;
+	ck_spinlock_fas_unlock(&c->lock);
+	weft_waker_drop(&old);
+	release(c);
+}

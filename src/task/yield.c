@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: MIT */
+#include <weft/task.h>
+
+WEFT_API weft_poll weft_yield_poll(weft_yield *y, weft_cx *cx)
+{
+	if (y->yielded)
+		return WEFT_READY;
+	y->yielded = 1;
+	/* Waking ourselves while RUNNING only sets NOTIFIED; the worker then
+	 * re-queues the task at the back of its queue (weft__sched_yield),
+	 * never in the LIFO slot. */
+	weft_waker_wake_by_ref(cx->waker);
+	return WEFT_PENDING;
+}
