@@ -15,6 +15,9 @@
  * at once; the task's memory, and so any buffer inside the task's state,
  * stays allocated until the kernel is done. A buffer that lives outside the
  * task must stay valid until the task itself is freed.
+ *
+ * Once weft_io_poll() has returned WEFT_READY the weft_io holds nothing:
+ * it may be re-initialised for the next op without weft_io_drop().
  */
 #ifndef WEFT_IO_H
 #define WEFT_IO_H

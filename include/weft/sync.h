@@ -24,7 +24,8 @@ WEFT_API int weft_oneshot_new(size_t value_size, weft_oneshot_tx **tx,
 			      weft_oneshot_rx **rx);
 
 /**
- * Send @value (value_size bytes, copied) and release the sender.
+ * Send @value (value_size bytes, copied; may be NULL when value_size is 0)
+ * and release the sender.
  * Returns 0, or -EPIPE if the receiver was dropped: nothing was sent, the
  * caller still owns whatever @value refers to, and the sender is released
  * all the same. -EINVAL for a NULL @tx. Thread-safe, callable from any

@@ -1,0 +1,391 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * echo-server: a TCP echo server on weft, and the example to copy from.
+ *
+ *   echo-server [--host ADDR] [--port N] [--workers N]
+ *
+ * How it works
+ *
+ * A weft future is a plain struct (its state) plus a poll function. The
+ * runtime copies the struct into a task and calls poll on a worker thread
+ * whenever the task is woken. Poll either finishes (WEFT_READY) or returns
+ * WEFT_PENDING after something has promised to wake the task: here that is
+ * always a nested future, a weft_io op (accept, recv, send, close) that
+ * io_uring completes. So each future below is a state machine: a `step`
+ * field says where it is, and poll runs a loop that advances it until an
+ * op is not done yet.
+ *
+ *  - main blocks SIGINT and SIGTERM (before the runtime exists, so that
+ *    worker threads inherit the mask and never take them), opens the
+ *    listening socket with weft_tcp_listen() and spawns the accept task.
+ *  - The accept task loops on a weft_accept_init() op and spawns one
+ *    detached connection task per accepted fd.
+ *  - A connection task loops: recv into the 16 KiB buffer that lives inside
+ *    its own state, send all of it back (a send may be partial), and at EOF
+ *    or on an error close the fd and finish.
+ *  - main waits in sigwait(); on a signal, weft_runtime_shutdown() cancels
+ *    every task (each future's drop function runs: it drops the op in
+ *    flight and closes the fd the task owns) and joins the workers.
+ *
+ * Ownership rule worth copying: a buffer handed to an op must stay valid
+ * while the op may be in flight. Keeping it inside the task's state does
+ * that for free, because weft keeps the task's memory until the kernel is
+ * done with the op, even when the future is dropped early.
+ *
+ * Output: one line "echo-server: listening on HOST:PORT" (the actual port,
+ * so --port 0 works), and on exit the number of connections served.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <weft.h>
+
+#define BUF_SIZE (16 * 1024)
+
+/* Connections accepted so far; bumped by the accept task, read by main. */
+static atomic_ulong served;
+
+/* ------------------------------------------------------- connection */
+
+enum conn_step {
+	CONN_RECV,    /* start a recv into buf */
+	CONN_RECVING, /* a recv is in flight */
+	CONN_SEND,    /* start a send of buf[off..len) */
+	CONN_SENDING, /* a send is in flight */
+	CONN_CLOSE,   /* start the close */
+	CONN_CLOSING, /* the close is in flight */
+};
+
+struct conn {
+	int fd;             /* owned; -1 once handed to the close op */
+	enum conn_step step;
+	size_t len;         /* bytes in buf */
+	size_t off;         /* bytes of buf sent back so far */
+	weft_io io;         /* the op in flight, if any */
+	unsigned char buf[BUF_SIZE];
+};
+
+static weft_poll conn_poll(void *self, weft_cx *cx, void *out)
+{
+	struct conn *c = self;
+	int64_t res;
+
+	(void)out;
+	for (;;) {
+		switch (c->step) {
+		case CONN_RECV:
+			weft_recv_init(&c->io, c->fd, c->buf, sizeof(c->buf),
+				       0);
+			c->step = CONN_RECVING;
+			/* fall through */
+		case CONN_RECVING:
+			if (weft_io_poll(&c->io, cx, &res) == WEFT_PENDING)
+				return WEFT_PENDING;
+			/* A finished op is released before its reuse. */
+			weft_io_drop(&c->io);
+			if (res <= 0) { /* 0: the peer is done; < 0: error */
+				c->step = CONN_CLOSE;
+				break;
+			}
+			c->len = (size_t)res;
+			c->off = 0;
+			c->step = CONN_SEND;
+			break;
+		case CONN_SEND:
+			weft_send_init(&c->io, c->fd, c->buf + c->off,
+				       c->len - c->off, 0);
+			c->step = CONN_SENDING;
+			/* fall through */
+		case CONN_SENDING:
+			if (weft_io_poll(&c->io, cx, &res) == WEFT_PENDING)
+				return WEFT_PENDING;
+			weft_io_drop(&c->io);
+			if (res <= 0) {
+				c->step = CONN_CLOSE;
+				break;
+			}
+			c->off += (size_t)res;
+			c->step = c->off < c->len ? CONN_SEND : CONN_RECV;
+			break;
+		case CONN_CLOSE:
+			weft_close_init(&c->io, c->fd);
+			/* The op owns the fd now; drop must not close it. */
+			c->fd = -1;
+			c->step = CONN_CLOSING;
+			/* fall through */
+		case CONN_CLOSING:
+			if (weft_io_poll(&c->io, cx, &res) == WEFT_PENDING)
+				return WEFT_PENDING;
+			return WEFT_READY;
+		}
+	}
+}
+
+/* Runs after READY, or when the task is cancelled at shutdown. */
+static void conn_drop(void *self)
+{
+	struct conn *c = self;
+
+	weft_io_drop(&c->io); /* cancels a recv or send in flight */
+	if (c->fd >= 0)
+		close(c->fd);
+}
+
+static const weft_future_desc conn_desc = {
+	.poll = conn_poll,
+	.drop = conn_drop,
+	.size = sizeof(struct conn),
+};
+
+/* Start serving @fd in a task of its own, which takes the fd over. */
+static void conn_spawn(int fd)
+{
+	/*
+	 * weft_spawn() copies the state into the task, so a local does; the
+	 * buffer needs no initialising. (16 KiB of worker stack, briefly.)
+	 */
+	struct conn c;
+	int err, one = 1;
+
+	/*
+	 * Echo replies are often small tails of a larger message: without
+	 * TCP_NODELAY, Nagle holds them until the client's delayed ACK, 40 ms
+	 * later. weft's fds are plain fds, so setsockopt() works as ever.
+	 */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c.fd = fd;
+	c.step = CONN_RECV;
+	c.len = c.off = 0;
+	memset(&c.io, 0, sizeof(c.io));
+	err = weft_spawn(NULL, &conn_desc, &c, NULL);
+	if (err) {
+		fprintf(stderr, "echo-server: spawn: %s\n", weft_strerror(err));
+		close(fd);
+		return;
+	}
+	atomic_fetch_add_explicit(&served, 1, memory_order_relaxed);
+}
+
+/* ----------------------------------------------------------- accept */
+
+enum accept_step {
+	ACCEPT,       /* start an accept */
+	ACCEPTING,    /* an accept is in flight */
+	BACKING_OFF,  /* sleeping after a failed accept (e.g. out of fds) */
+};
+
+struct acceptor {
+	int listen_fd; /* borrowed: main owns it */
+	enum accept_step step;
+	weft_io io;
+};
+
+static weft_poll acceptor_poll(void *self, weft_cx *cx, void *out)
+{
+	struct acceptor *a = self;
+	int64_t res;
+
+	(void)out;
+	for (;;) {
+		switch (a->step) {
+		case ACCEPT:
+			weft_accept_init(&a->io, a->listen_fd);
+			a->step = ACCEPTING;
+			/* fall through */
+		case ACCEPTING:
+			if (weft_io_poll(&a->io, cx, &res) == WEFT_PENDING)
+				return WEFT_PENDING;
+			weft_io_drop(&a->io);
+			if (res == -ECONNABORTED) { /* that client is gone */
+				a->step = ACCEPT;
+				break;
+			}
+			if (res < 0) {
+				fprintf(stderr, "echo-server: accept: %s\n",
+					weft_strerror((int)res));
+				if (res == -EBADF || res == -EINVAL ||
+				    res == -ENOTSOCK)
+					return WEFT_READY; /* no socket: stop */
+				/*
+				 * Out of fds or memory: retrying at once would
+				 * spin. Wait a little instead.
+				 */
+				weft_sleep_init(&a->io, 100 * 1000 * 1000);
+				a->step = BACKING_OFF;
+				break;
+			}
+			conn_spawn((int)res);
+			a->step = ACCEPT;
+			break;
+		case BACKING_OFF:
+			if (weft_io_poll(&a->io, cx, &res) == WEFT_PENDING)
+				return WEFT_PENDING;
+			weft_io_drop(&a->io);
+			a->step = ACCEPT;
+			break;
+		}
+	}
+}
+
+static void acceptor_drop(void *self)
+{
+	struct acceptor *a = self;
+
+	weft_io_drop(&a->io);
+}
+
+static const weft_future_desc acceptor_desc = {
+	.poll = acceptor_poll,
+	.drop = acceptor_drop,
+	.size = sizeof(struct acceptor),
+};
+
+/* ------------------------------------------------------------- main */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: echo-server [--host ADDR] [--port N] [--workers N]\n"
+		"\n"
+		"  --host ADDR   numeric IPv4 or IPv6 address (default "
+		"127.0.0.1)\n"
+		"  --port N      TCP port; 0 lets the kernel pick (default "
+		"7000)\n"
+		"  --workers N   worker threads (default: online CPUs)\n"
+		"\n"
+		"Runs until SIGINT or SIGTERM.\n");
+}
+
+static unsigned long parse_number(const char *name, const char *s,
+				  unsigned long max)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || errno || v > max) {
+		fprintf(stderr, "echo-server: %s wants a number in 0..%lu\n",
+			name, max);
+		exit(1);
+	}
+	return v;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "host", required_argument, NULL, 'H' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *host = "127.0.0.1";
+	unsigned long port = 7000;
+	weft_runtime_config cfg;
+	weft_runtime *rt;
+	struct acceptor a;
+	sigset_t sigs;
+	int lfd, local_port, sig = 0, err, c;
+
+	weft_runtime_config_init(&cfg);
+	while ((c = getopt_long(argc, argv, "H:p:w:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'H':
+			host = optarg;
+			break;
+		case 'p':
+			port = parse_number("--port", optarg, 65535);
+			break;
+		case 'w':
+			cfg.workers = (unsigned)parse_number("--workers",
+							     optarg, 256);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		return 1;
+	}
+
+	/*
+	 * Threads inherit the signal mask, so block first: then only
+	 * sigwait() below ever takes SIGINT and SIGTERM. A send to a closed
+	 * peer gives -EPIPE (weft adds MSG_NOSIGNAL), so SIGPIPE needs nothing.
+	 */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+	lfd = weft_tcp_listen(host, (uint16_t)port, 0);
+	if (lfd < 0) {
+		fprintf(stderr, "echo-server: listen on %s:%lu: %s\n", host,
+			port, weft_strerror(lfd));
+		return 1;
+	}
+	local_port = weft_tcp_local_port(lfd);
+	if (local_port < 0) {
+		fprintf(stderr, "echo-server: getsockname: %s\n",
+			weft_strerror(local_port));
+		goto out_close;
+	}
+
+	err = weft_runtime_new(&cfg, &rt);
+	if (err) {
+		fprintf(stderr, "echo-server: runtime: %s\n",
+			weft_strerror(err));
+		goto out_close;
+	}
+
+	memset(&a, 0, sizeof(a));
+	a.listen_fd = lfd;
+	a.step = ACCEPT;
+	err = weft_spawn(rt, &acceptor_desc, &a, NULL);
+	if (err) {
+		fprintf(stderr, "echo-server: spawn: %s\n", weft_strerror(err));
+		goto out_free;
+	}
+
+	printf("echo-server: listening on %s:%d\n", host, local_port);
+	fflush(stdout);
+
+	do {
+		err = sigwait(&sigs, &sig);
+	} while (err == EINTR);
+
+	/* Cancels the acceptor and every connection, then joins the workers. */
+	err = weft_runtime_shutdown(rt);
+	if (err)
+		fprintf(stderr, "echo-server: shutdown: %s\n",
+			weft_strerror(err));
+	weft_runtime_free(rt);
+	close(lfd);
+	printf("echo-server: %s, served %lu connections\n",
+	       sig == SIGINT ? "SIGINT" : "SIGTERM",
+	       atomic_load_explicit(&served, memory_order_relaxed));
+	return err ? 1 : 0;
+
+out_free:
+	weft_runtime_free(rt);
+out_close:
+	close(lfd);
+	return 1;
+}
