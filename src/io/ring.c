@@ -107,9 +107,11 @@ void weft__ring_flush(struct weft__ring *r)
 	} else if (r->unsubmitted) {
 		ret = io_uring_submit(&r->uring);
 	} else {
-		/* Overflowed CQEs only come back after an enter. */
+		/* Overflowed CQEs only come back after an enter, and under
+		 * COOP_TASKRUN|TASKRUN_FLAG the kernel raises SQ_TASKRUN when
+		 * completions wait for us to enter. */
 		if (IO_URING_READ_ONCE(*r->uring.sq.kflags) &
-		    IORING_SQ_CQ_OVERFLOW)
+		    (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN))
 			io_uring_get_events(&r->uring);
 		return;
 	}
