@@ -301,6 +301,8 @@ WEFT_API int weft_runtime_metrics_get(const weft_runtime *rt,
 	m->size = size;
 	m->workers = rt->nworkers;
 	m->ring_mode = rt->ring_mode;
+	m->spawned = atomic_load_explicit(&rt->spawned_remote,
+					  memory_order_relaxed);
 #define SUM(field) \
 	m->field += atomic_load_explicit(&w->m.field, memory_order_relaxed)
 	for (unsigned i = 0; i < rt->nworkers; i++) {

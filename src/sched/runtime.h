@@ -71,6 +71,7 @@ struct weft_runtime {
 	struct weft__idle idle;
 	struct weft__owned owned;
 	_Atomic uint64_t next_task_id;
+	_Atomic uint64_t spawned_remote; /* spawns from non-worker threads */
 	_Atomic bool shutdown;   /* workers exit once the owned list is empty */
 	bool shut_down;          /* weft_runtime_shutdown completed */
 	pthread_mutex_t shutdown_lock;

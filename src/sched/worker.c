@@ -83,6 +83,7 @@ void weft__sched_spawn(struct weft_runtime *rt, struct weft__task *t)
 		push_local(w, t);
 		return;
 	}
+	atomic_fetch_add_explicit(&rt->spawned_remote, 1, memory_order_relaxed);
 	weft__injector_push(&rt->injector, &t->qnode);
 	weft__idle_notify(rt);
 }
