@@ -25,9 +25,11 @@ WEFT_API const char *weft_strerror(int err)
 		return "would deadlock (blocking call made on a worker thread)";
 	case EALREADY:
 		return "already completed (future polled after it was ready)";
-	default:
-		/* strerror() of glibc returns static strings for known codes
-		 * (and a thread-local buffer for unknown ones). */
-		return strerror(err);
+	default: {
+		/* strerrordesc_np (glibc 2.32+) returns static strings, unlike
+		 * strerror's per-thread buffer for unknown codes. */
+		const char *s = strerrordesc_np(err);
+		return s ? s : "unknown error";
+	}
 	}
 }

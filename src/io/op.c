@@ -2,9 +2,10 @@
 /*
  * Op futures (weft_io) and the driver: submission, completion, and
  * cancellation across workers. The record lifetime rule is in op.h.
- * ck_pr for the reference count, ck_spinlock for the record lock.
+ * C11 atomics for the reference count; weft__spinlock for the record.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -17,17 +18,14 @@
 
 static void op_ref(struct weft__op *op)
 {
-	ck_pr_inc_uint(&op->refs);
+	/* Relaxed: the caller already holds a reference. */
+	atomic_fetch_add_explicit(&op->refs, 1, memory_order_relaxed);
 }
 
 static void op_unref(struct weft__op *op)
 {
-	bool zero;
-
-	/* ck_pr_dec_uint_zero is a full barrier: every holder's accesses are
-	 * ordered before the free. */
-	ck_pr_dec_uint_zero(&op->refs, &zero);
-	if (zero)
+	/* acq_rel: every holder's accesses happen before the free. */
+	if (atomic_fetch_sub_explicit(&op->refs, 1, memory_order_acq_rel) == 1)
 		free(op);
 }
 
@@ -57,13 +55,13 @@ static void op_complete(struct weft__worker *w, struct weft__op *op,
 
 	w->ring.inflight--;
 	WEFT__METRIC_INC(w, ops_completed);
-	ck_spinlock_fas_lock(&op->lock);
+	weft__spin_lock(&op->lock);
 	op->done = true;
 	op->result = res;
 	orphaned = op->orphaned;
 	waker = op->waker;
 	op->waker = WEFT_WAKER_EMPTY;
-	ck_spinlock_fas_unlock(&op->lock);
+	weft__spin_unlock(&op->lock);
 
 	if (orphaned)
 		discard_result(op, res);
@@ -105,7 +103,7 @@ unsigned weft__op_reap(struct weft__worker *w)
 bool weft__op_drive(struct weft__worker *w)
 {
 	if (!weft__inbox_empty(w)) {
-		ck_stack_entry_t *e = ck_stack_batch_pop_upmc(&w->inbox);
+		ck_stack_entry_t *e = weft__inbox_take_all(&w->inbox);
 		while (e) {
 			ck_stack_entry_t *next = e->next;
 			/* The pusher took the cancel reference for us. */
@@ -190,8 +188,8 @@ static weft_poll io_start(weft_io *io, weft_cx *cx, int64_t *res)
 	if (!op)
 		return io_ready(io, res, -ENOMEM);
 	memset(op, 0, offsetof(struct weft__op, u));
-	op->refs = 2; /* the driver's and the future's */
-	ck_spinlock_fas_init(&op->lock);
+	atomic_init(&op->refs, 2); /* the driver's and the future's */
+	weft__spin_init(&op->lock);
 	op->kind = (enum weft__op_kind)io->_kind;
 	op->owner = w;
 	op->fd = -1;
@@ -220,19 +218,19 @@ WEFT_API weft_poll weft_io_poll(weft_io *io, weft_cx *cx, int64_t *res)
 	/* The owner's reap may run concurrently on another worker. The op
 	 * fields other than those under the lock are immutable by now. */
 	weft_waker old = WEFT_WAKER_EMPTY;
-	ck_spinlock_fas_lock(&op->lock);
+	weft__spin_lock(&op->lock);
 	if (!op->done) {
 		if (!weft_waker_will_wake(&op->waker, cx->waker)) {
 			old = op->waker;
 			op->waker = weft_waker_clone(cx->waker);
 		}
-		ck_spinlock_fas_unlock(&op->lock);
+		weft__spin_unlock(&op->lock);
 		/* Dropping may free a task: not under the spinlock. */
 		weft_waker_drop(&old);
 		return WEFT_PENDING;
 	}
 	int64_t r = op->result;
-	ck_spinlock_fas_unlock(&op->lock);
+	weft__spin_unlock(&op->lock);
 
 	if (op->kind == WEFT__OP_CONNECT) {
 		if (r == 0)
@@ -256,10 +254,10 @@ WEFT_API void weft_io_drop(weft_io *io)
 	io->_op = NULL;
 	io->_done = 1;
 
-	ck_spinlock_fas_lock(&op->lock);
+	weft__spin_lock(&op->lock);
 	if (op->done) {
 		int32_t r = op->result;
-		ck_spinlock_fas_unlock(&op->lock);
+		weft__spin_unlock(&op->lock);
 		discard_result(op, r);
 		op_unref(op);
 		return;
@@ -267,7 +265,7 @@ WEFT_API void weft_io_drop(weft_io *io)
 	op->orphaned = true;
 	weft_waker old = op->waker;
 	op->waker = WEFT_WAKER_EMPTY;
-	ck_spinlock_fas_unlock(&op->lock);
+	weft__spin_unlock(&op->lock);
 	weft_waker_drop(&old);
 
 	/* Cancel on the op's own ring. The cancel reference keeps the record
@@ -278,7 +276,7 @@ WEFT_API void weft_io_drop(weft_io *io)
 	if (w == op->owner) {
 		submit_cancel(w, op);
 	} else {
-		ck_stack_push_upmc(&op->owner->inbox, &op->inbox_entry);
+		weft__inbox_push(&op->owner->inbox, &op->inbox_entry);
 		if (w)
 			WEFT__METRIC_INC(w, remote_cancels);
 		weft__worker_unpark(op->owner);

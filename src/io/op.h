@@ -19,8 +19,6 @@
 #ifndef WEFT_IO_OP_H
 #define WEFT_IO_OP_H
 
-#include <ck_pr.h>
-#include <ck_spinlock.h>
 #include <ck_stack.h>
 #include <linux/time_types.h>
 #include <netinet/in.h>
@@ -29,6 +27,7 @@
 #include <weft/io.h>
 
 #include "sched/runtime.h"
+#include "spinlock.h"
 
 enum weft__op_kind {
 	WEFT__OP_NONE = 0,
@@ -42,8 +41,8 @@ enum weft__op_kind {
 
 struct weft__op {
 	ck_stack_entry_t inbox_entry;  /* first: entry -> record cast */
-	unsigned refs;                 /* ck_pr */
-	ck_spinlock_fas_t lock;
+	_Atomic unsigned refs;
+	weft__spinlock lock;
 	bool done;                     /* under lock */
 	bool orphaned;                 /* under lock: the future is gone */
 	int32_t result;                /* under lock */
@@ -66,7 +65,7 @@ unsigned weft__op_reap(struct weft__worker *w);
 
 static inline bool weft__inbox_empty(struct weft__worker *w)
 {
-	return ck_pr_load_ptr(&w->inbox.head) == NULL;
+	return weft__inbox_is_empty(&w->inbox);
 }
 
 /* Reset @io to an unpolled op of @kind (used by the *_init calls). */

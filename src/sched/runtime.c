@@ -116,7 +116,7 @@ static int alloc_runtime(const weft_runtime_config *cfg, unsigned n,
 		w->rt = rt;
 		w->index = i;
 		w->rng = 0x9E3779B97F4A7C15ULL * (i + 1);
-		ck_stack_init(&w->inbox);
+		weft__inbox_init(&w->inbox);
 		atomic_init(&w->park_state, WEFT__RUNNING);
 		if ((err = weft__deque_init(&w->dq, DEQUE_LOG2))) {
 			rt->nworkers = i; /* free only those made */

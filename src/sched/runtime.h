@@ -6,13 +6,13 @@
 #ifndef WEFT_SCHED_RUNTIME_H
 #define WEFT_SCHED_RUNTIME_H
 
-#include <ck_stack.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
 #include <weft/runtime.h>
 
 #include "internal.h"
+#include "io/inbox.h"
 #include "io/ring.h"
 #include "sched/deque.h"
 #include "sched/idle.h"
@@ -53,7 +53,7 @@ struct weft__worker {
 
 	/* Shared with other threads. */
 	struct weft__deque dq;
-	ck_stack_t inbox weft__cacheline_aligned; /* ops to cancel */
+	struct weft__inbox inbox weft__cacheline_aligned; /* ops to cancel */
 	_Atomic int park_state weft__cacheline_aligned;
 	bool in_sleepers; /* under rt->idle.lock */
 	pthread_t thread;

@@ -2,21 +2,22 @@
 /*
  * Oneshot channel: one value, one sender, one receiver. Both handles point
  * at one shared record freed by whichever side lets go last. A spinlock
- * (ck_spinlock_fas) guards the few fields; wakers are woken and dropped
- * outside it, since that can run arbitrary code.
+ * (weft__spinlock: ck_spinlock_fas) guards the few fields; wakers are woken
+ * and dropped outside it, since that can run arbitrary code.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <ck_pr.h>
-#include <ck_spinlock.h>
+#include <stdatomic.h>
 
 #include <weft/sync.h>
 
+#include "spinlock.h"
+
 struct oneshot {
-	ck_spinlock_fas_t lock;
-	unsigned refs;        /* ck_pr */
+	weft__spinlock lock;
+	_Atomic unsigned refs;
 	bool sent;            /* under lock */
 	bool tx_closed;       /* under lock */
 	bool rx_closed;       /* under lock */
@@ -28,11 +29,8 @@ struct oneshot {
 
 static void release(struct oneshot *c)
 {
-	bool zero;
-
-	/* Full barrier: the other side's last accesses happen before free. */
-	ck_pr_dec_uint_zero(&c->refs, &zero);
-	if (!zero)
+	/* acq_rel: the other side's last accesses happen before free. */
+	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	weft_waker_drop(&c->rx_waker);
 	free(c);
@@ -46,8 +44,8 @@ WEFT_API int weft_oneshot_new(size_t value_size, weft_oneshot_tx **tx,
 	struct oneshot *c = malloc(sizeof(*c) + value_size);
 	if (!c)
 		return -ENOMEM;
-	ck_spinlock_fas_init(&c->lock);
-	c->refs = 2;
+	weft__spin_init(&c->lock);
+	atomic_init(&c->refs, 2);
 	c->sent = c->tx_closed = c->rx_closed = c->received = false;
 	c->rx_waker = WEFT_WAKER_EMPTY;
 	c->size = value_size;
@@ -61,10 +59,10 @@ static int tx_close(struct oneshot *c, const void *value)
 {
 	weft_waker w;
 
-	ck_spinlock_fas_lock(&c->lock);
+	weft__spin_lock(&c->lock);
 	if (value && c->rx_closed) {
 		c->tx_closed = true;
-		ck_spinlock_fas_unlock(&c->lock);
+		weft__spin_unlock(&c->lock);
 		release(c);
 		return -EPIPE;
 	}
@@ -74,7 +72,7 @@ static int tx_close(struct oneshot *c, const void *value)
 	c->tx_closed = true;
 	w = c->rx_waker;
 	c->rx_waker = WEFT_WAKER_EMPTY;
-	ck_spinlock_fas_unlock(&c->lock);
+	weft__spin_unlock(&c->lock);
 	weft_waker_wake(&w);
 	release(c);
 	return 0;
@@ -107,18 +105,18 @@ WEFT_API weft_poll weft_oneshot_recv_poll(weft_oneshot_rx *rx, weft_cx *cx,
 		st = -EALREADY;
 		goto ready;
 	}
-	ck_spinlock_fas_lock(&c->lock);
+	weft__spin_lock(&c->lock);
 	if (!c->tx_closed) {
 		if (!weft_waker_will_wake(&c->rx_waker, cx->waker)) {
 			old = c->rx_waker;
 			c->rx_waker = weft_waker_clone(cx->waker);
 		}
-		ck_spinlock_fas_unlock(&c->lock);
+		weft__spin_unlock(&c->lock);
 		weft_waker_drop(&old);
 		return WEFT_PENDING;
 	}
 	bool sent = c->sent;
-	ck_spinlock_fas_unlock(&c->lock);
+	weft__spin_unlock(&c->lock);
 	/* tx_closed is final and the value was written before it under the
 	 * lock: reading it now needs no lock. */
 	if (sent && out && c->size)
@@ -138,11 +136,11 @@ WEFT_API void weft_oneshot_rx_drop(weft_oneshot_rx *rx)
 
 	if (!c)
 		return;
-	ck_spinlock_fas_lock(&c->lock);
+	weft__spin_lock(&c->lock);
 	c->rx_closed = true;
 	old = c->rx_waker;
 	c->rx_waker = WEFT_WAKER_EMPTY;
-	ck_spinlock_fas_unlock(&c->lock);
+	weft__spin_unlock(&c->lock);
 	weft_waker_drop(&old);
 	release(c);
 }
