@@ -4,7 +4,10 @@
 set -e
 cd "$(dirname "$0")"
 
-pkgs="autoconf automake libtool pkg-config make gcc liburing-dev libck-dev libcriterion-dev"
+# cargo and librust-tokio-dev: the Tokio side of `make demo` (offline crate
+# sources from Debian; bench/compare.sh).
+pkgs="autoconf automake libtool pkg-config make gcc liburing-dev libck-dev libcriterion-dev
+      cargo librust-tokio-dev"
 if command -v dpkg-query >/dev/null 2>&1; then
 	missing=""
 	for p in $pkgs; do

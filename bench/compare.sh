@@ -1,0 +1,223 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+#
+# compare.sh BUILDDIR [--workers N] [--reps N] [--filter SUBSTR]
+#
+# Run BUILDDIR/bench/weft-bench and bench/tokio (tokio-bench: the same
+# workloads on a Tokio runtime) with the same options and print them side
+# by side: median ns per op of each, the ratio tokio/weft (> 1: weft is
+# faster), peak RSS and bytes per parked task, and one line per workload
+# for scripts:
+#
+#   compare: <workload> workers=<n> weft_ns_per_op=<f> tokio_ns_per_op=<f> speedup=<f>
+#
+# tokio-bench is built offline with cargo against Debian's packaged crate
+# sources (librust-tokio-dev), in BUILDDIR/bench/tokio-build (a copy of
+# bench/tokio plus the target directory), so the source tree is never
+# written to. If cargo or the crates are missing, or the build or the run
+# fails, the comparison is skipped with one "compare: skipped: ..." line and
+# weft-bench still runs: the exit status is weft-bench's alone. --workers
+# defaults to the online CPUs (weft-bench's default), passed to both.
+
+set -u
+
+usage() {
+	echo "usage: $0 BUILDDIR [--workers N] [--reps N] [--filter SUBSTR]" >&2
+	exit 2
+}
+
+[ $# -ge 1 ] || usage
+builddir=$1
+shift
+workers=
+reps=10
+filter=
+while [ $# -gt 0 ]; do
+	case $1 in
+	--workers=*) workers=${1#*=} ;;
+	--reps=*) reps=${1#*=} ;;
+	--filter=*) filter=${1#*=} ;;
+	--workers | --reps | --filter)
+		[ $# -ge 2 ] || usage
+		case $1 in
+		--workers) workers=$2 ;;
+		--reps) reps=$2 ;;
+		--filter) filter=$2 ;;
+		esac
+		shift
+		;;
+	*) usage ;;
+	esac
+	shift
+done
+if [ -z "$workers" ]; then
+	workers=$(getconf _NPROCESSORS_ONLN 2>/dev/null) || workers=
+	case $workers in '' | *[!0-9]*) workers=1 ;; esac
+	[ "$workers" -le 256 ] || workers=256
+fi
+for n in "$workers" "$reps"; do
+	case $n in
+	'' | *[!0-9]*) echo "compare: --workers/--reps want a number" >&2; exit 2 ;;
+	esac
+done
+
+srcdir=$(cd "$(dirname "$0")/.." && pwd) || exit 1
+tokio_src=$srcdir/bench/tokio
+weft=$builddir/bench/weft-bench
+registry=/usr/share/cargo/registry # as in bench/tokio/.cargo/config.toml
+
+if [ ! -x "$weft" ]; then
+	echo "compare: $weft: not built" >&2
+	exit 1
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/compare.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 1' HUP INT TERM
+
+set -- --workers "$workers" --reps "$reps"
+[ -n "$filter" ] && set -- "$@" --filter "$filter"
+
+# ------------------------------------------------------- build tokio-bench
+skip=
+tokio_bin=
+build_tokio() {
+	if ! command -v cargo >/dev/null 2>&1; then
+		skip="cargo not found (apt-get install cargo librust-tokio-dev)"
+		return
+	fi
+	if ! ls -d "$registry"/tokio-1.* >/dev/null 2>&1; then
+		skip="librust-tokio-dev not installed (apt-get install librust-tokio-dev cargo)"
+		return
+	fi
+	if [ ! -f "$tokio_src/Cargo.toml" ]; then
+		skip="$tokio_src/Cargo.toml missing"
+		return
+	fi
+
+	# Build a copy: cargo writes Cargo.lock next to Cargo.toml and finds
+	# .cargo/config.toml from its working directory. Files are copied
+	# only when they changed, so cargo's freshness checks still hold.
+	dir=$builddir/bench/tokio-build
+	mkdir -p "$dir/src" "$dir/.cargo" || {
+		skip="cannot create $dir"
+		return
+	}
+	dir=$(cd "$dir" && pwd)
+	echo '*' >"$dir/.gitignore"
+	for f in Cargo.toml src/main.rs .cargo/config.toml; do
+		if ! cmp -s "$tokio_src/$f" "$dir/$f"; then
+			cp "$tokio_src/$f" "$dir/$f" || {
+				skip="cannot copy $f to $dir"
+				return
+			}
+		fi
+	done
+	# Resolve afresh each time: a lock written by one cargo (format v4
+	# from cargo >= 1.83) is unreadable to another (Debian's 1.63).
+	rm -f "$dir/Cargo.lock"
+
+	echo "compare: building tokio-bench ($(cargo --version 2>/dev/null))"
+	t0=$(date +%s)
+	if ! (cd "$dir" && unset MAKEFLAGS MFLAGS &&
+	      CARGO_TARGET_DIR=$dir/target cargo build --release --offline) \
+	    >"$dir/build.log" 2>&1; then
+		skip="cargo build of tokio-bench failed (log: $dir/build.log)"
+		tail -n 15 "$dir/build.log" | sed 's/^/compare:   /' >&2
+		return
+	fi
+	echo "compare: tokio-bench built in $(($(date +%s) - t0)) s"
+	tokio_bin=$dir/target/release/tokio-bench
+}
+build_tokio
+
+# ------------------------------------------------------------------ run
+"$weft" "$@" >"$tmp/weft.out"
+weft_rc=$?
+cat "$tmp/weft.out"
+if [ "$weft_rc" -ne 0 ]; then
+	echo "compare: weft-bench failed (status $weft_rc)" >&2
+	exit "$weft_rc"
+fi
+
+if [ -z "$skip" ]; then
+	echo
+	"$tokio_bin" "$@" >"$tmp/tokio.out"
+	rc=$?
+	cat "$tmp/tokio.out"
+	[ "$rc" -eq 0 ] || skip="tokio-bench failed (status $rc)"
+fi
+if [ -n "$skip" ]; then
+	echo
+	echo "compare: skipped: $skip"
+	exit 0
+fi
+
+# ---------------------------------------------------------------- table
+echo
+awk -v workers="$workers" -v reps="$reps" '
+# key=value fields of a "bench:" line into kv[]
+function fields(   i, p) {
+	delete kv
+	for (i = 3; i <= NF; i++)
+		if ((p = index($i, "=")) > 0)
+			kv[substr($i, 1, p - 1)] = substr($i, p + 1)
+}
+function ratio(t, w) { return w > 0 ? sprintf("%.2f", t / w) : "-" }
+$1 != "bench:" { next }
+{
+	rt = FILENAME ~ /tokio\.out$/ ? "tokio" : "weft"
+	if ($2 ~ /=/) {			# bench: peak_rss_kib=N / bytes_per_task=F
+		split($2, a, "=")
+		extra[rt, a[1]] = a[2]
+		next
+	}
+	fields()
+	if (!($2 in seen)) {
+		seen[$2] = 1
+		order[++n] = $2
+	}
+	ns[rt, $2] = kv["ns_per_op"]
+}
+END {
+	printf "compare: weft vs tokio, workers=%s, median of %s reps " \
+	       "(ratio = tokio/weft, > 1: weft is faster)\n", workers, reps
+	printf "%-24s %12s %12s %11s\n", "workload", "weft ns/op",
+	       "tokio ns/op", "tokio/weft"
+	for (i = 1; i <= n; i++) {
+		w = order[i]
+		if (!(("weft", w) in ns) || !(("tokio", w) in ns))
+			continue
+		printf "%-24s %12.2f %12.2f %11s\n", w, ns["weft", w],
+		       ns["tokio", w], ratio(ns["tokio", w], ns["weft", w])
+	}
+	if (("weft", "bytes_per_task") in extra &&
+	    ("tokio", "bytes_per_task") in extra)
+		printf "%-24s %12.1f %12.1f %11s\n", "bytes/parked task",
+		       extra["weft", "bytes_per_task"],
+		       extra["tokio", "bytes_per_task"],
+		       ratio(extra["tokio", "bytes_per_task"],
+			     extra["weft", "bytes_per_task"])
+	printf "%-24s %12s %12s %11s\n", "peak RSS KiB",
+	       extra["weft", "peak_rss_kib"], extra["tokio", "peak_rss_kib"],
+	       ratio(extra["tokio", "peak_rss_kib"],
+		     extra["weft", "peak_rss_kib"])
+	print ""
+	for (i = 1; i <= n; i++) {
+		w = order[i]
+		if (!(("weft", w) in ns) || !(("tokio", w) in ns))
+			continue
+		printf "compare: %s workers=%s weft_ns_per_op=%.2f " \
+		       "tokio_ns_per_op=%.2f speedup=%s\n", w, workers,
+		       ns["weft", w], ns["tokio", w],
+		       ratio(ns["tokio", w], ns["weft", w])
+	}
+	if (("weft", "bytes_per_task") in extra &&
+	    ("tokio", "bytes_per_task") in extra)
+		printf "compare: bytes_per_task weft=%s tokio=%s\n",
+		       extra["weft", "bytes_per_task"],
+		       extra["tokio", "bytes_per_task"]
+	printf "compare: peak_rss_kib weft=%s tokio=%s\n",
+	       extra["weft", "peak_rss_kib"], extra["tokio", "peak_rss_kib"]
+}' "$tmp/weft.out" "$tmp/tokio.out"
+exit 0
