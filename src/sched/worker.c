@@ -74,13 +74,30 @@ static void push_local(struct weft__worker *w, struct weft__task *t)
 	weft__idle_notify(w->rt);
 }
 
+/* Queue @t from a worker of its runtime: the LIFO slot, or the deque. */
+static void schedule_local(struct weft__worker *w, struct weft__task *t)
+{
+	if (w->rt->flags & WEFT_RT_NO_LIFO_SLOT) {
+		push_local(w, t);
+		return;
+	}
+	struct weft__task *prev = w->lifo;
+	w->lifo = t;
+	/* A displaced task becomes stealable: tell the idle. A lone LIFO task
+	 * is kept for locality and wakes nobody (Tokio does the same). */
+	if (prev)
+		push_local(w, prev);
+}
+
 void weft__sched_spawn(struct weft_runtime *rt, struct weft__task *t)
 {
 	struct weft__worker *w = tls_worker;
 
 	if (w && w->rt == rt) {
+		/* Like a wake, as Tokio does: a spawned task usually depends on
+		 * its spawner's data, so it runs next on this core. */
 		WEFT__METRIC_INC(w, spawned);
-		push_local(w, t);
+		schedule_local(w, t);
 		return;
 	}
 	atomic_fetch_add_explicit(&rt->spawned_remote, 1, memory_order_relaxed);
@@ -93,21 +110,12 @@ void weft__sched_schedule(struct weft__task *t)
 	struct weft__worker *w = tls_worker;
 	struct weft_runtime *rt = t->rt;
 
-	if (!w || w->rt != rt) {
-		weft__injector_push(&rt->injector, &t->qnode);
-		weft__idle_notify(rt);
+	if (w && w->rt == rt) {
+		schedule_local(w, t);
 		return;
 	}
-	if (rt->flags & WEFT_RT_NO_LIFO_SLOT) {
-		push_local(w, t);
-		return;
-	}
-	struct weft__task *prev = w->lifo;
-	w->lifo = t;
-	/* A displaced task becomes stealable: tell the idle. A lone LIFO task
-	 * is kept for locality and wakes nobody (Tokio does the same). */
-	if (prev)
-		push_local(w, prev);
+	weft__injector_push(&rt->injector, &t->qnode);
+	weft__idle_notify(rt);
 }
 
 void weft__sched_yield(struct weft__task *t)
@@ -172,6 +180,12 @@ static struct weft__task *next_task(struct weft__worker *w)
 
 static void run_task(struct weft__worker *w, struct weft__task *t)
 {
+	/* A worker woken by a notifier starts out searching. Whichever way it
+	 * found this task, it must stop counting as a searcher before running
+	 * it, or pushes while it runs would see "someone is searching" and
+	 * wake nobody (Tokio: transition_from_searching before the poll). */
+	if (w->searching)
+		weft__idle_stop_search(w->rt, w);
 	WEFT__METRIC_INC(w, polls);
 	weft__task_run(t);
 	for (int i = 0; i < MAX_LIFO_POLLS && w->lifo; i++) {
@@ -230,10 +244,8 @@ static struct weft__task *search(struct weft__worker *w)
 		if (!weft__idle_try_search(rt, w))
 			return NULL;
 		struct weft__task *t = steal(w);
-		if (t) {
-			weft__idle_stop_search(rt, w);
-			return t;
-		}
+		if (t)
+			return t; /* run_task stops the search */
 		if (weft__op_drive(w) && has_local_work(w)) {
 			weft__idle_stop_search(rt, w);
 			return NULL;
