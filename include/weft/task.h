@@ -29,8 +29,10 @@ typedef struct weft_join weft_join;
  * @join: receives a join handle, which the caller must eventually pass to
  *        weft_join_drop(); NULL detaches the task at once.
  *
- * From a worker thread the task goes to that worker's run queue; from any
- * other thread to the injector, and an idle worker is unparked.
+ * From a worker thread of @rt the task goes to that worker's LIFO slot
+ * (the task it displaces, if any, to the back of the worker's deque, where
+ * idle workers may steal it); from any other thread to the injector, and an
+ * idle worker is unparked.
  *
  * Returns 0, or:
  *  -EINVAL     @desc or @desc->poll NULL, sizes above WEFT_FUTURE_MAX_SIZE,

@@ -47,12 +47,35 @@ static void submit_cancel(struct weft__worker *w, struct weft__op *op)
 	w->ring.inflight++;
 }
 
+#if defined(WEFT_SANITIZE_ADDRESS)
+#include <sanitizer/asan_interface.h>
+/*
+ * ASan cannot see the kernel writing into freed memory, so check the rule
+ * it would otherwise miss: when a recv or send completes, its buffer must
+ * still be live (op.h: the record keeps the task, where buffers live).
+ */
+static void check_buffer_alive(const struct weft__op *op, int32_t res)
+{
+	if ((op->kind == WEFT__OP_RECV || op->kind == WEFT__OP_SEND) &&
+	    res > 0 && __asan_region_is_poisoned(op->buf, (size_t)res))
+		weft__assert_fail("op buffer freed while the kernel used it",
+				  __FILE__, __LINE__);
+}
+#else
+static void check_buffer_alive(const struct weft__op *op, int32_t res)
+{
+	(void)op;
+	(void)res;
+}
+#endif
+
 static void op_complete(struct weft__worker *w, struct weft__op *op,
 			int32_t res)
 {
 	weft_waker waker;
 	bool orphaned;
 
+	check_buffer_alive(op, res);
 	w->ring.inflight--;
 	WEFT__METRIC_INC(w, ops_completed);
 	weft__spin_lock(&op->lock);
@@ -150,10 +173,12 @@ static int op_submit(struct weft__worker *w, struct weft__op *op,
 				      io->_addrlen);
 		break;
 	case WEFT__OP_RECV:
+		op->buf = io->_u.rw.buf;
 		io_uring_prep_recv(sqe, io->_fd, io->_u.rw.buf, io->_u.rw.len,
 				   (int)io->_flags);
 		break;
 	case WEFT__OP_SEND:
+		op->buf = io->_u.rw.buf;
 		io_uring_prep_send(sqe, io->_fd, io->_u.rw.buf, io->_u.rw.len,
 				   (int)io->_flags | MSG_NOSIGNAL);
 		break;

@@ -51,6 +51,7 @@ struct weft__op {
 	struct weft__worker *owner;
 	enum weft__op_kind kind;
 	int fd;                        /* connect: the socket it made */
+	void *buf;                     /* recv/send: the user's buffer */
 	union {
 		struct __kernel_timespec ts;
 		struct sockaddr_in6 addr;
