@@ -52,6 +52,30 @@ static weft_runtime *new_rt(unsigned workers, unsigned flags)
 	return rt;
 }
 
+/*
+ * Poll each join handle from the test thread with a no-op waker until it
+ * is ready; each task must report that all @n met. Drops the handles.
+ */
+static void expect_all_met(weft_join **j, unsigned n, atomic_uint *started)
+{
+	for (unsigned i = 0; i < n; i++) {
+		weft_waker w = weft_waker_noop();
+		weft_cx cx;
+		int status = -1, ok = 0;
+
+		weft_cx_init(&cx, &w);
+		uint64_t end = weft_now_ns() + 2 * RENDEZVOUS_NS;
+		while (weft_join_poll(j[i], &cx, &status, &ok) == WEFT_PENDING) {
+			cr_assert(weft_now_ns() < end, "task %u never finished", i);
+			sched_yield();
+		}
+		cr_expect_eq(status, 0);
+		cr_expect_eq(ok, 1, "task %u: only %u of %u tasks ran at once",
+			     i, atomic_load(started), n);
+		weft_join_drop(j[i]);
+	}
+}
+
 /* Spawned from the test thread: through the injector. */
 static void spread_remote(unsigned workers, unsigned flags)
 {
@@ -65,23 +89,7 @@ static void spread_remote(unsigned workers, unsigned flags)
 	nanosleep(&ts, NULL);
 	for (unsigned i = 0; i < workers; i++)
 		cr_assert_eq(weft_spawn(rt, &meet_desc, &m, &j[i]), 0);
-	/* Poll each handle from this thread with a no-op waker. */
-	for (unsigned i = 0; i < workers; i++) {
-		weft_waker w = weft_waker_noop();
-		weft_cx cx;
-		int status = -1, ok = 0;
-
-		weft_cx_init(&cx, &w);
-		uint64_t end = weft_now_ns() + 2 * RENDEZVOUS_NS;
-		while (weft_join_poll(j[i], &cx, &status, &ok) == WEFT_PENDING) {
-			cr_assert(weft_now_ns() < end, "task %u never finished", i);
-			sched_yield();
-		}
-		cr_expect_eq(status, 0);
-		cr_expect_eq(ok, 1, "task %u: only %u of %u tasks ran at once",
-			     i, atomic_load(&started), workers);
-		weft_join_drop(j[i]);
-	}
+	expect_all_met(j, workers, &started);
 	weft_runtime_free(rt);
 }
 
@@ -122,21 +130,7 @@ static void spread_local(unsigned workers, unsigned flags)
 
 	cr_assert_eq(weft_block_on(rt, &spawner_desc, &s, &spawned), 0);
 	cr_assert_eq(spawned, 1);
-	for (unsigned i = 0; i < workers; i++) {
-		weft_waker w = weft_waker_noop();
-		weft_cx cx;
-		int status = -1, ok = 0;
-
-		weft_cx_init(&cx, &w);
-		uint64_t end = weft_now_ns() + 2 * RENDEZVOUS_NS;
-		while (weft_join_poll(j[i], &cx, &status, &ok) == WEFT_PENDING) {
-			cr_assert(weft_now_ns() < end, "task %u never finished", i);
-			sched_yield();
-		}
-		cr_expect_eq(ok, 1, "task %u: only %u of %u tasks ran at once",
-			     i, atomic_load(&started), workers);
-		weft_join_drop(j[i]);
-	}
+	expect_all_met(j, workers, &started);
 	weft_runtime_free(rt);
 }
 
