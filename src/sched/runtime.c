@@ -228,13 +228,13 @@ static void drain_queues(struct weft_runtime *rt)
 	for (unsigned i = 0; i < rt->nworkers; i++) {
 		struct weft__worker *w = &rt->workers[i];
 		if (w->lifo)
-			weft__task_drop_queued(w->lifo);
+			weft__task_unref(w->lifo);
 		w->lifo = NULL;
 		while ((t = weft__deque_pop(&w->dq)))
-			weft__task_drop_queued(t);
+			weft__task_unref(t);
 	}
 	while ((q = weft__injector_pop(&rt->injector)))
-		weft__task_drop_queued(weft__task_from_qnode(q));
+		weft__task_unref(weft__task_from_qnode(q));
 }
 
 WEFT_API int weft_runtime_shutdown(weft_runtime *rt)

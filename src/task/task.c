@@ -160,11 +160,6 @@ out:
 	tls_current = outer;
 }
 
-void weft__task_drop_queued(struct weft__task *t)
-{
-	weft__task_unref(t);
-}
-
 void weft__task_cancel(struct weft__task *t)
 {
 	if (weft__state_cancel(&t->state) == WEFT__WAKE_SUBMIT)

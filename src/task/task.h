@@ -75,9 +75,6 @@ int weft__task_new(struct weft_runtime *rt, const weft_future_desc *desc,
  */
 void weft__task_run(struct weft__task *t);
 
-/* Drop a queue entry without running it (shutdown drain). */
-void weft__task_drop_queued(struct weft__task *t);
-
 /* Drop one reference (freeing the task if it was the last). */
 void weft__task_unref(struct weft__task *t);
 void weft__task_ref(struct weft__task *t);
@@ -86,9 +83,6 @@ void weft__task_ref(struct weft__task *t);
 void weft__task_unref_dead(struct weft__task *t);
 
 extern const weft_waker_vtable weft__task_waker_vtable;
-
-/* A waker holding a new reference to @t. */
-weft_waker weft__task_waker(struct weft__task *t);
 
 /* The task being polled on this thread, or NULL. */
 struct weft__task *weft__task_current(void);

@@ -125,8 +125,3 @@ const weft_waker_vtable weft__task_waker_vtable = {
 	.wake_by_ref = task_waker_wake_by_ref,
 	.drop = task_waker_drop,
 };
-
-weft_waker weft__task_waker(struct weft__task *t)
-{
-	return task_waker_clone(t);
-}
