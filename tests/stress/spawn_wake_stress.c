@@ -94,10 +94,10 @@ static weft_poll child_poll(void *self, weft_cx *cx, void *out)
 			struct child c = { .depth = s->depth - 1,
 					   .seed = s->seed * 31 + (uint64_t)k,
 					   .y = WEFT_YIELD_INIT };
+			atomic_fetch_add(&R.children_spawned, 1);
 			int err = weft_spawn(NULL, &child_desc, &c, NULL);
 			STRESS_CHECK(err == 0, "child spawn: %s",
 				     weft_strerror(err));
-			atomic_fetch_add(&R.children_spawned, 1);
 		}
 	}
 	atomic_fetch_add(&R.children_done, 1);
@@ -161,9 +161,9 @@ static weft_poll receiver_poll(void *self, weft_cx *cx, void *out)
 	if (((dice >> 4) & 31) == 0) {
 		struct child c = { .depth = (unsigned)(dice >> 20) % 3,
 				   .seed = dice, .y = WEFT_YIELD_INIT };
+		atomic_fetch_add(&R.children_spawned, 1);
 		int err = weft_spawn(NULL, &child_desc, &c, NULL);
 		STRESS_CHECK(err == 0, "spawn: %s", weft_strerror(err));
-		atomic_fetch_add(&R.children_spawned, 1);
 	}
 	if (s->consumed < R.target)
 		return WEFT_PENDING;
@@ -275,11 +275,11 @@ static void *foreign_main(void *arg)
 			/* Spawn from outside, joined below. */
 			struct child c = { .depth = 1, .seed = dice,
 					   .y = WEFT_YIELD_INIT };
+			atomic_fetch_add(&R.children_spawned, 1);
 			int err = weft_spawn(R.rt, &child_desc, &c,
 					     &chaff[nchaff]);
 			STRESS_CHECK(err == 0, "foreign spawn: %s",
 				     weft_strerror(err));
-			atomic_fetch_add(&R.children_spawned, 1);
 			nchaff++;
 		}
 		if ((dice & 255) == 1)
@@ -387,7 +387,12 @@ static void run_round(struct stress_rng *rng)
 
 	stress_set_phase("quiesce");
 	/* Every credit was given and consumed (receivers are done), so the
-	 * distributors are finishing; children are short-lived. */
+	 * distributors are finishing; children are short-lived. A child is
+	 * counted as spawned before weft_spawn, so spawned - done is exactly
+	 * the number in flight. (Counting after the call let a grandchild
+	 * finish before its parent counted it: done caught up with spawned
+	 * while the parent was still about to spawn its second child, and
+	 * that spawn met the shutdown below.) */
 	while (atomic_load(&R.distributors_done) < ndist ||
 	       atomic_load(&R.children_done) <
 		       atomic_load(&R.children_spawned)) {
