@@ -17,7 +17,7 @@
  *    and aborts, which Criterion reports as a crash of the test.
  *
  * Under ASan, every runtime test ends with an LSan check (a leak inside a
- * Criterion test does not fail it otherwise, see TESTING.md).
+ * Criterion test does not fail it otherwise; docs/design.md, Testing).
  *
  * Header-only: each test program is one translation unit.
  */
@@ -287,8 +287,13 @@ static WT_UNUSED struct wt_parker *wt_parker_new(void)
 		abort();
 	atomic_init(&p->refs, 1);
 	atomic_init(&p->wakes, 0);
+	pthread_condattr_t a;
 	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->cv, NULL);
+	/* Monotonic: a wall-clock step must not end a wait early. */
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->cv, &a);
+	pthread_condattr_destroy(&a);
 	return p;
 }
 
@@ -312,7 +317,7 @@ static WT_UNUSED bool wt_parker_wait(struct wt_parker *p, unsigned ms)
 {
 	struct timespec ts;
 	bool ok = true;
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += ms / 1000;
 	ts.tv_nsec += (long)(ms % 1000) * 1000000;
 	if (ts.tv_nsec >= 1000000000) {

@@ -179,8 +179,8 @@ WT_TEST(net_err, connect_init_bad_address)
 WT_RT_TEST(net_err, ops_on_bad_fd_are_ebadf)
 {
 	weft_runtime *rt = wt_rt_new(cfg);
-	/* -1, and a number far above anything open (the fd limit here is
-	 * 20000; see TESTING.md). */
+	/* -1, and a number far above anything this test opens: EBADF whether
+	 * it lies below the fd limit (not open) or above it. */
 	int bad[] = { -1, 19000 };
 	for (size_t i = 0; i < 2; i++) {
 		int fd = bad[i];

@@ -12,7 +12,10 @@
 
 #include <weft.h>
 
-#define RENDEZVOUS_NS (3ull * 1000000000ull)
+/* Generous: on an oversubscribed 2-vCPU machine a worker thread can wait a
+ * while for a CPU; a lost unpark waits forever. 2x this stays under the
+ * tests' 20 s timeout. */
+#define RENDEZVOUS_NS (8ull * 1000000000ull)
 
 struct meet {
 	atomic_uint *started;

@@ -773,6 +773,8 @@ struct yielder {
 	weft_yield y;
 	int spawn_setter;
 	int64_t spins;
+	uint64_t give_up_ns; /* a time, not a spin count: a thief preempted
+			      * while holding the setter must not fail us */
 };
 
 static const weft_future_desc flag_setter_desc;
@@ -782,6 +784,7 @@ static weft_poll yielder_poll(void *self, weft_cx *cx, void *out)
 	struct yielder *s = self;
 	if (s->spawn_setter) {
 		s->spawn_setter = 0;
+		s->give_up_ns = weft_now_ns() + 5000000000ull;
 		WT_CHECK(weft_spawn(NULL, &flag_setter_desc, NULL, NULL) == 0,
 			 "spawn");
 	}
@@ -790,7 +793,7 @@ static weft_poll yielder_poll(void *self, weft_cx *cx, void *out)
 			*(int64_t *)out = s->spins;
 			return WEFT_READY;
 		}
-		if (++s->spins > 1000000) {
+		if (++s->spins % 1024 == 0 && weft_now_ns() > s->give_up_ns) {
 			*(int64_t *)out = -1;
 			return WEFT_READY;
 		}

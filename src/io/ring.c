@@ -124,8 +124,8 @@ void weft__ring_flush(struct weft__ring *r)
 void weft__ring_wait(struct weft__ring *r)
 {
 	/* Ignoring EINTR is safe here: the caller re-checks its queues and
-	 * parks again (an ignored EINTR that loops forever is the hang
-	 * TESTING.md warns about; this one returns). */
+	 * parks again (retrying EINTR in a loop here, without that re-check,
+	 * could hang; docs/design.md, Testing). */
 	if (io_uring_submit_and_wait(&r->uring, 1) >= 0)
 		r->unsubmitted = 0;
 }

@@ -101,7 +101,12 @@ int main(int argc, char **argv)
 		cfg.workers = 1 + (unsigned)stress_below(&rng, 3);
 		if (stress_chance(&rng, 30))
 			cfg.flags |= WEFT_RT_NO_DEFER_TASKRUN;
-		STRESS_CHECK(weft_runtime_new(&cfg, &rt) == 0, "runtime_new");
+		int err = weft_runtime_new(&cfg, &rt);
+		if (err == -EPERM || err == -ENOSYS)
+			stress_skip("io_uring unavailable: %s",
+				    weft_strerror(err));
+		STRESS_CHECK(err == 0, "weft_runtime_new: %s",
+			     weft_strerror(err));
 
 		for (int i = 0; i < PAIRS; i++) {
 			STRESS_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC,
@@ -115,13 +120,11 @@ int main(int argc, char **argv)
 		}
 
 		stress_set_phase("wait for recvs in flight");
-		uint64_t end = stress_now_ns() + 10ull * 1000000000ull;
+		/* A task never polled hangs here; the watchdog reports it
+		 * with this phase. */
 		for (int i = 0; i < PAIRS; i++)
-			while (!atomic_load(&polled[i])) {
-				STRESS_CHECK(stress_now_ns() < end,
-					     "task %d never polled", i);
+			while (!atomic_load(&polled[i]))
 				sched_yield();
-			}
 
 		stress_set_phase("abort, detach, write");
 		for (int i = 0; i < PAIRS; i++) {
