@@ -27,7 +27,7 @@
 #define EVENT_INTERVAL 61
 #define MAX_LIFO_POLLS 3
 
-static __thread struct weft__worker *tls_worker;
+static WEFT__TLS struct weft__worker *tls_worker;
 
 struct weft__worker *weft__worker_current(void)
 {

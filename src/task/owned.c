@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "sched/runtime.h"
 #include "task/owned.h"
 #include "task/task.h"
 
@@ -16,7 +17,7 @@ int weft__owned_init(struct weft__owned *o, unsigned min_shards)
 	if (!o->shards)
 		return -ENOMEM;
 	for (unsigned i = 0; i < n; i++)
-		pthread_mutex_init(&o->shards[i].lock, NULL);
+		weft__spin_init(&o->shards[i].lock);
 	o->mask = n - 1;
 	atomic_init(&o->count, 0);
 	return 0;
@@ -26,8 +27,6 @@ void weft__owned_destroy(struct weft__owned *o)
 {
 	if (!o->shards)
 		return;
-	for (unsigned i = 0; i <= o->mask; i++)
-		pthread_mutex_destroy(&o->shards[i].lock);
 	free(o->shards);
 	o->shards = NULL;
 }
@@ -42,9 +41,9 @@ int weft__owned_insert(struct weft__owned *o, struct weft__task *t)
 {
 	struct weft__owned_shard *s = shard_of(o, t);
 
-	pthread_mutex_lock(&s->lock);
+	weft__spin_lock(&s->lock);
 	if (s->closed) {
-		pthread_mutex_unlock(&s->lock);
+		weft__spin_unlock(&s->lock);
 		return -ESHUTDOWN;
 	}
 	t->owned_prev = NULL;
@@ -53,7 +52,7 @@ int weft__owned_insert(struct weft__owned *o, struct weft__task *t)
 		s->head->owned_prev = t;
 	s->head = t;
 	atomic_fetch_add_explicit(&o->count, 1, memory_order_relaxed);
-	pthread_mutex_unlock(&s->lock);
+	weft__spin_unlock(&s->lock);
 	return 0;
 }
 
@@ -61,7 +60,7 @@ bool weft__owned_remove(struct weft__owned *o, struct weft__task *t)
 {
 	struct weft__owned_shard *s = shard_of(o, t);
 
-	pthread_mutex_lock(&s->lock);
+	weft__spin_lock(&s->lock);
 	if (t->owned_prev)
 		t->owned_prev->owned_next = t->owned_next;
 	else
@@ -72,7 +71,7 @@ bool weft__owned_remove(struct weft__owned *o, struct weft__task *t)
 	 * completion (and its op submissions) before it. */
 	size_t prev = atomic_fetch_sub_explicit(&o->count, 1,
 						memory_order_acq_rel);
-	pthread_mutex_unlock(&s->lock);
+	weft__spin_unlock(&s->lock);
 	return prev == 1;
 }
 
@@ -80,15 +79,28 @@ void weft__owned_close_and_cancel(struct weft__owned *o)
 {
 	for (unsigned i = 0; i <= o->mask; i++) {
 		struct weft__owned_shard *s = &o->shards[i];
+		struct weft__qnode *first = NULL, **tail = &first;
 
-		pthread_mutex_lock(&s->lock);
+		/* Under the spinlock only atomic state transitions: tasks in
+		 * the list hold the list's reference and removal takes this
+		 * lock, so each is alive while we cancel it. An idle task
+		 * comes back SUBMIT with a queue reference, and its qnode is
+		 * ours until it is queued: chain it, queue it after unlock
+		 * (queueing may take the injector lock or make a syscall). */
+		weft__spin_lock(&s->lock);
 		s->closed = true;
-		/* Tasks in the list hold the list's reference, and removal
-		 * takes this lock, so each is alive while we cancel it.
-		 * Cancelling only queues the task; nothing here re-enters
-		 * this shard's lock. */
-		for (struct weft__task *t = s->head; t; t = t->owned_next)
-			weft__task_cancel(t);
-		pthread_mutex_unlock(&s->lock);
+		for (struct weft__task *t = s->head; t; t = t->owned_next) {
+			if (weft__state_cancel(&t->state) == WEFT__WAKE_SUBMIT) {
+				*tail = &t->qnode;
+				tail = &t->qnode.next;
+			}
+		}
+		*tail = NULL;
+		weft__spin_unlock(&s->lock);
+		while (first) {
+			struct weft__qnode *next = first->next;
+			weft__sched_schedule(weft__task_from_qnode(first));
+			first = next;
+		}
 	}
 }

@@ -13,7 +13,7 @@
 #include "task/owned.h"
 #include "task/task.h"
 
-static __thread struct weft__task *tls_current;
+static WEFT__TLS struct weft__task *tls_current;
 
 struct weft__task *weft__task_current(void)
 {
