@@ -67,10 +67,17 @@ static void overflow(struct weft__worker *w)
 	WEFT__METRIC_INC(w, overflows);
 }
 
-static void push_local(struct weft__worker *w, struct weft__task *t)
+/* Queue @t at the back of this worker's deque, telling nobody. */
+static void push_local_quiet(struct weft__worker *w, struct weft__task *t)
 {
 	while (!weft__deque_push(&w->dq, t))
 		overflow(w);
+}
+
+/* Queue @t at the back of this worker's deque; it is stealable work. */
+static void push_local(struct weft__worker *w, struct weft__task *t)
+{
+	push_local_quiet(w, t);
 	weft__idle_notify(w->rt);
 }
 
@@ -196,10 +203,13 @@ static void run_task(struct weft__worker *w, struct weft__task *t)
 		weft__task_run(t);
 	}
 	if (w->lifo) {
-		/* Budget spent: the chain continues behind everyone else. */
+		/* Budget spent: the chain continues behind everyone else on
+		 * this worker, which runs next and will pick it up. Waking an
+		 * idle worker here would only move the chain to another core
+		 * (Tokio's run_task does not notify either). */
 		t = w->lifo;
 		w->lifo = NULL;
-		push_local(w, t);
+		push_local_quiet(w, t);
 	}
 }
 
@@ -309,6 +319,19 @@ static void park(struct weft__worker *w)
 	weft__op_reap(w);
 }
 
+/*
+ * Every EVENT_INTERVAL ticks: reap completions, and if stealable work sits
+ * here while nobody searches, wake a worker for it (Tokio's park_timeout
+ * does the same). This covers tasks queued without a notify (the LIFO
+ * budget path) behind a long poll.
+ */
+static void maintenance(struct weft__worker *w)
+{
+	weft__op_drive(w);
+	if (!w->searching && weft__deque_len(&w->dq))
+		weft__idle_notify(w->rt);
+}
+
 static void run(struct weft__worker *w)
 {
 	for (;;) {
@@ -317,7 +340,7 @@ static void run(struct weft__worker *w)
 		if (t) {
 			run_task(w, t);
 			if (w->tick % EVENT_INTERVAL == 0)
-				weft__op_drive(w);
+				maintenance(w);
 			continue;
 		}
 		weft__op_drive(w);
