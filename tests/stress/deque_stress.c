@@ -5,10 +5,10 @@
  * capacities (2..8) so that "full" and wrap-around happen on nearly every
  * operation. Every item must be taken exactly once and no item invented.
  *
- * Build it three ways (docs/design.md, Testing): -O2 exercises the fence version of
- * deque.c; under TSan deque.c swaps the fences for seq_cst accesses (TSan
- * does not model fences), which checks the rest of the orders; ASan+UBSan
- * checks the buffer indexing.
+ * Build it three ways (docs/design.md, Testing): -O2 exercises the fence
+ * version of deque.c; under TSan deque.c swaps the fences for seq_cst
+ * accesses (TSan does not model fences), which checks the rest of the
+ * orders; ASan+UBSan checks the buffer indexing.
  *
  * Usage: deque_stress [seed]; WEFT_STRESS_SCALE / _SECONDS, see stress.h.
  */
