@@ -68,6 +68,22 @@ struct round {
 
 static struct round R;
 
+/*
+ * Check @n received bytes against the stream pattern from offset @total
+ * (count a mismatch in R.data_errors); returns the new offset.
+ */
+static uint64_t check_received(const unsigned char *buf, int64_t n,
+			       uint64_t total)
+{
+	for (int64_t k = 0; k < n; k++)
+		if (buf[k] != pattern(total + (uint64_t)k)) {
+			atomic_fetch_add(&R.data_errors, 1);
+			break;
+		}
+	stress_progress();
+	return total + (uint64_t)n;
+}
+
 /* --- tasks ---------------------------------------------------------------- */
 
 /* Receive until EOF, verifying the pattern. Output: bytes, or -errno. */
@@ -99,13 +115,7 @@ static weft_poll receiver_poll(void *self, weft_cx *cx, void *out)
 			*(int64_t *)out = res < 0 ? res : (int64_t)s->total;
 			return WEFT_READY;
 		}
-		for (int64_t k = 0; k < res; k++)
-			if (s->buf[k] != pattern(s->total + (uint64_t)k)) {
-				atomic_fetch_add(&R.data_errors, 1);
-				break;
-			}
-		s->total += (uint64_t)res;
-		stress_progress();
+		s->total = check_received(s->buf, res, s->total);
 	}
 }
 
@@ -166,13 +176,7 @@ static weft_poll acceptor_poll(void *self, weft_cx *cx, void *out)
 			*(int64_t *)out = res < 0 ? res : (int64_t)s->total;
 			return WEFT_READY;
 		}
-		for (int64_t k = 0; k < res; k++)
-			if (s->buf[k] != pattern(s->total + (uint64_t)k)) {
-				atomic_fetch_add(&R.data_errors, 1);
-				break;
-			}
-		s->total += (uint64_t)res;
-		stress_progress();
+		s->total = check_received(s->buf, res, s->total);
 	}
 }
 
