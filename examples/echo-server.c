@@ -18,7 +18,7 @@
  *  - main blocks SIGINT and SIGTERM (before the runtime exists, so that
  *    worker threads inherit the mask and never take them), opens the
  *    listening socket with weft_tcp_listen() and spawns the accept task.
- *  - The accept task loops on a weft_accept_init() op and spawns one
+ *  - The accept task loops on a weft_io_prep_accept() op and spawns one
  *    detached connection task per accepted fd.
  *  - A connection task loops: recv into the 16 KiB buffer that lives inside
  *    its own state, send all of it back (a send may be partial), and at EOF
@@ -84,7 +84,7 @@ static weft_poll conn_poll(void *self, weft_cx *cx, void *out)
 	for (;;) {
 		switch (c->step) {
 		case CONN_RECV:
-			weft_recv_init(&c->io, c->fd, c->buf, sizeof(c->buf),
+			weft_io_prep_recv(&c->io, c->fd, c->buf, sizeof(c->buf),
 				       0);
 			c->step = CONN_RECVING;
 			/* fall through */
@@ -102,7 +102,7 @@ static weft_poll conn_poll(void *self, weft_cx *cx, void *out)
 			c->step = CONN_SEND;
 			break;
 		case CONN_SEND:
-			weft_send_init(&c->io, c->fd, c->buf + c->off,
+			weft_io_prep_send(&c->io, c->fd, c->buf + c->off,
 				       c->len - c->off, 0);
 			c->step = CONN_SENDING;
 			/* fall through */
@@ -118,7 +118,7 @@ static weft_poll conn_poll(void *self, weft_cx *cx, void *out)
 			c->step = c->off < c->len ? CONN_SEND : CONN_RECV;
 			break;
 		case CONN_CLOSE:
-			weft_close_init(&c->io, c->fd);
+			weft_io_prep_close(&c->io, c->fd);
 			/* The op owns the fd now; drop must not close it. */
 			c->fd = -1;
 			c->step = CONN_CLOSING;
@@ -199,7 +199,7 @@ static weft_poll acceptor_poll(void *self, weft_cx *cx, void *out)
 	for (;;) {
 		switch (a->step) {
 		case ACCEPT:
-			weft_accept_init(&a->io, a->listen_fd);
+			weft_io_prep_accept(&a->io, a->listen_fd);
 			a->step = ACCEPTING;
 			/* fall through */
 		case ACCEPTING:
@@ -220,7 +220,7 @@ static weft_poll acceptor_poll(void *self, weft_cx *cx, void *out)
 				 * Out of fds or memory: retrying at once would
 				 * spin. Wait a little instead.
 				 */
-				weft_sleep_init(&a->io, 100 * 1000 * 1000);
+				weft_io_prep_sleep(&a->io, 100 * 1000 * 1000);
 				a->step = BACKING_OFF;
 				break;
 			}

@@ -25,7 +25,7 @@ static weft_poll hello_poll(void *self, weft_cx *cx, void *out)
 	int64_t res;
 
 	if (!h->sleeping) {
-		weft_sleep_init(&h->sleep, 1000 * 1000); /* ns */
+		weft_io_prep_sleep(&h->sleep, 1000 * 1000); /* ns */
 		h->sleeping = true;
 	}
 	if (weft_io_poll(&h->sleep, cx, &res) == WEFT_PENDING)

@@ -9,6 +9,7 @@
 
 #include <weft/core.h>
 #include <weft/error.h>
+#include <weft/future.h>
 #include <weft/io.h>
 #include <weft/net.h>
 #include <weft/runtime.h>

@@ -26,6 +26,11 @@
  */
 #define WEFT__TLS __thread __attribute__((tls_model("initial-exec")))
 
+/* A run-queue link, embedded in whatever is queued (a task header). */
+struct weft__qnode {
+	struct weft__qnode *next;
+};
+
 #define WEFT__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Round @n up to a multiple of @a (a power of two). */

@@ -21,14 +21,14 @@ static int64_t recv_once(weft_runtime *rt, int fd, size_t len)
 {
 	static unsigned char buf[65536];
 	weft_io io;
-	weft_recv_init(&io, fd, buf, len, 0);
+	weft_io_prep_recv(&io, fd, buf, len, 0);
 	return wt_op_run(rt, &io);
 }
 
 static int64_t send_once(weft_runtime *rt, int fd, const void *b, size_t n)
 {
 	weft_io io;
-	weft_send_init(&io, fd, b, n, 0);
+	weft_io_prep_send(&io, fd, b, n, 0);
 	return wt_op_run(rt, &io);
 }
 
@@ -85,7 +85,7 @@ WT_RT_TEST(net_err, pending_recv_sees_peer_close)
 	static unsigned char buf[64];
 	weft_io io;
 	struct wt_counters c = { 0 };
-	weft_recv_init(&io, a, buf, sizeof(buf), 0);
+	weft_io_prep_recv(&io, a, buf, sizeof(buf), 0);
 	weft_join *j = wt_op_spawn(rt, &io, &c);
 	cr_assert_eq(wt_wait_atomic_ge(&c.polls, 1, 5000), 1);
 	wt_sleep_ms(5);
@@ -156,7 +156,7 @@ WT_RT_TEST(net_err, connect_refused)
 	cr_assert_eq(weft_addr_parse("127.0.0.1", (uint16_t)port, &ss, &len),
 		     0);
 	weft_io io;
-	cr_assert_eq(weft_connect_init(&io, (struct sockaddr *)&ss, len), 0);
+	cr_assert_eq(weft_io_prep_connect(&io, (struct sockaddr *)&ss, len), 0);
 	cr_expect_eq(wt_op_run(rt, &io), -ECONNREFUSED);
 	close(hold);
 	wt_rt_free(rt);
@@ -166,12 +166,12 @@ WT_TEST(net_err, connect_init_bad_address)
 {
 	weft_io io;
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	int r = weft_connect_init(&io, (struct sockaddr *)&sun, sizeof(sun));
+	int r = weft_io_prep_connect(&io, (struct sockaddr *)&sun, sizeof(sun));
 	cr_expect(r == -EAFNOSUPPORT || r == -EINVAL, "AF_UNIX: %d", r);
 	struct sockaddr_in sin = { .sin_family = AF_INET };
-	cr_expect_eq(weft_connect_init(&io, (struct sockaddr *)&sin, 4),
+	cr_expect_eq(weft_io_prep_connect(&io, (struct sockaddr *)&sin, 4),
 		     -EINVAL, "truncated sockaddr_in");
-	cr_expect_eq(weft_connect_init(&io, NULL, sizeof(sin)), -EINVAL);
+	cr_expect_eq(weft_io_prep_connect(&io, NULL, sizeof(sin)), -EINVAL);
 }
 
 /* --- bad fds ------------------------------------------------------------ */
@@ -188,9 +188,9 @@ WT_RT_TEST(net_err, ops_on_bad_fd_are_ebadf)
 		cr_expect_eq(recv_once(rt, fd, 10), -EBADF, "recv fd %d", fd);
 		cr_expect_eq(send_once(rt, fd, "x", 1), -EBADF, "send fd %d",
 			     fd);
-		weft_accept_init(&io, fd);
+		weft_io_prep_accept(&io, fd);
 		cr_expect_eq(wt_op_run(rt, &io), -EBADF, "accept fd %d", fd);
-		weft_close_init(&io, fd);
+		weft_io_prep_close(&io, fd);
 		cr_expect_eq(wt_op_run(rt, &io), -EBADF, "close fd %d", fd);
 	}
 	wt_rt_free(rt);
@@ -227,7 +227,7 @@ WT_RT_TEST(net_err, accept_on_unlistened_socket)
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	cr_assert_geq(fd, 0);
 	weft_io io;
-	weft_accept_init(&io, fd);
+	weft_io_prep_accept(&io, fd);
 	cr_expect_eq(wt_op_run(rt, &io), -EINVAL);
 	close(fd);
 	wt_rt_free(rt);
@@ -316,10 +316,10 @@ WT_TEST(net_err, op_polled_off_worker_is_eperm)
 		     0);
 	unsigned char buf[8];
 	weft_io ios[4];
-	weft_sleep_init(&ios[0], 1000000);
-	weft_recv_init(&ios[1], sv[0], buf, sizeof(buf), 0);
-	weft_send_init(&ios[2], sv[0], "x", 1, 0);
-	weft_close_init(&ios[3], sv[1]);
+	weft_io_prep_sleep(&ios[0], 1000000);
+	weft_io_prep_recv(&ios[1], sv[0], buf, sizeof(buf), 0);
+	weft_io_prep_send(&ios[2], sv[0], "x", 1, 0);
+	weft_io_prep_close(&ios[3], sv[1]);
 	for (int i = 0; i < 4; i++) {
 		int64_t res = 0;
 		cr_expect_eq(weft_io_poll(&ios[i], &cx, &res), WEFT_READY,
@@ -380,7 +380,7 @@ WT_RT_TEST(net_err, uninitialised_or_finished_op_is_einval)
 
 	memset(&b, 0, sizeof(b));
 	b.mode = 1;
-	weft_sleep_init(&b.io, 0);
+	weft_io_prep_sleep(&b.io, 0);
 	wt_block_on(rt, &bad_poll_desc, &b, &out);
 	cr_expect_eq(out, -EINVAL, "poll after READY: %lld", (long long)out);
 	wt_rt_free(rt);

@@ -31,8 +31,8 @@ static void connect_pair(weft_runtime *rt, const char *host, int lfd,
 	socklen_t len;
 	weft_io acc, con;
 	cr_assert_eq(weft_addr_parse(host, port, &ss, &len), 0);
-	weft_accept_init(&acc, lfd);
-	cr_assert_eq(weft_connect_init(&con, (struct sockaddr *)&ss, len), 0);
+	weft_io_prep_accept(&acc, lfd);
+	cr_assert_eq(weft_io_prep_connect(&con, (struct sockaddr *)&ss, len), 0);
 	weft_join *ja = wt_op_spawn(rt, &acc, NULL);
 	weft_join *jc = wt_op_spawn(rt, &con, NULL);
 	int64_t s = wt_op_join(ja), c = wt_op_join(jc);
@@ -45,7 +45,7 @@ static void connect_pair(weft_runtime *rt, const char *host, int lfd,
 static int op_close(weft_runtime *rt, int fd)
 {
 	weft_io io;
-	weft_close_init(&io, fd);
+	weft_io_prep_close(&io, fd);
 	return (int)wt_op_run(rt, &io);
 }
 
@@ -77,10 +77,10 @@ static weft_poll xfer_poll(void *self, weft_cx *cx, void *out)
 				n = s->chunk;
 			weft_io_drop(&s->io);
 			if (s->is_send)
-				weft_send_init(&s->io, s->fd, s->buf + s->off,
+				weft_io_prep_send(&s->io, s->fd, s->buf + s->off,
 					       n, 0);
 			else
-				weft_recv_init(&s->io, s->fd, s->buf + s->off,
+				weft_io_prep_recv(&s->io, s->fd, s->buf + s->off,
 					       n, 0);
 			s->armed = 1;
 			s->ops++;
@@ -328,13 +328,13 @@ static weft_poll echo_poll(void *self, weft_cx *cx, void *out)
 		if (!s->armed) {
 			weft_io_drop(&s->io);
 			if (s->step == 0)
-				weft_recv_init(&s->io, s->fd, s->buf,
+				weft_io_prep_recv(&s->io, s->fd, s->buf,
 					       sizeof(s->buf), 0);
 			else if (s->step == 1)
-				weft_send_init(&s->io, s->fd, s->buf + s->off,
+				weft_io_prep_send(&s->io, s->fd, s->buf + s->off,
 					       s->n - s->off, 0);
 			else
-				weft_close_init(&s->io, s->fd);
+				weft_io_prep_close(&s->io, s->fd);
 			s->armed = 1;
 		}
 		if (weft_io_poll(&s->io, cx, &res) == WEFT_PENDING)
@@ -407,7 +407,7 @@ static weft_poll acceptor_poll(void *self, weft_cx *cx, void *out)
 	while (s->got < s->want) {
 		if (!s->armed) {
 			weft_io_drop(&s->io);
-			weft_accept_init(&s->io, s->lfd);
+			weft_io_prep_accept(&s->io, s->lfd);
 			s->armed = 1;
 		}
 		if (weft_io_poll(&s->io, cx, &res) == WEFT_PENDING)
@@ -481,7 +481,7 @@ static weft_poll client_poll(void *self, weft_cx *cx, void *out)
 		if (s->soff < s->len) {
 			if (!s->s_armed) {
 				weft_io_drop(&s->sio);
-				weft_send_init(&s->sio, s->fd,
+				weft_io_prep_send(&s->sio, s->fd,
 					       s->sbuf + s->soff,
 					       s->len - s->soff, 0);
 				s->s_armed = 1;
@@ -502,7 +502,7 @@ static weft_poll client_poll(void *self, weft_cx *cx, void *out)
 		if (!s->eof) {
 			if (!s->r_armed) {
 				weft_io_drop(&s->rio);
-				weft_recv_init(&s->rio, s->fd,
+				weft_io_prep_recv(&s->rio, s->fd,
 					       s->rbuf + s->roff,
 					       s->len + 1 - s->roff, 0);
 				s->r_armed = 1;
@@ -529,7 +529,7 @@ static weft_poll client_poll(void *self, weft_cx *cx, void *out)
 			return WEFT_PENDING;
 	}
 	if (s->step == 2) {
-		weft_close_init(&s->xio, s->fd);
+		weft_io_prep_close(&s->xio, s->fd);
 		s->step = 3;
 	}
 	if (weft_io_poll(&s->xio, cx, &res) == WEFT_PENDING)
@@ -587,7 +587,7 @@ WT_RT_TEST_T(tcp, many_concurrent_echo_connections, 30)
 		fill(sb[i], len[i], 1000u + (unsigned)i);
 		struct client c = { .sbuf = sb[i], .rbuf = rb[i],
 				    .len = len[i], .fd = -1 };
-		cr_assert_eq(weft_connect_init(&c.cio, (struct sockaddr *)&ss,
+		cr_assert_eq(weft_io_prep_connect(&c.cio, (struct sockaddr *)&ss,
 					       sslen), 0);
 		wt_spawn(rt, &client_desc, &c, &jc[i]);
 	}

@@ -473,7 +473,7 @@ WT_TEST(runtime, metrics_count_io_ops)
 		struct nap n;
 		int64_t res = 1;
 		memset(&n, 0, sizeof(n));
-		weft_sleep_init(&n.io, 1000000);
+		weft_io_prep_sleep(&n.io, 1000000);
 		wt_block_on(rt, &nap_desc, &n, &res);
 		cr_expect_eq(res, 0);
 	}

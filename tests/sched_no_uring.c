@@ -88,7 +88,7 @@ static weft_poll nap_poll(void *self, weft_cx *cx, void *out)
 	int64_t res;
 
 	if (n->step == 0) {
-		weft_sleep_init(&n->io, 1000000);
+		weft_io_prep_sleep(&n->io, 1000000);
 		n->step = 1;
 	}
 	if (weft_io_poll(&n->io, cx, &res) == WEFT_PENDING)

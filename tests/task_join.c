@@ -410,7 +410,7 @@ WT_RT_TEST(join, abort_task_in_long_sleep)
 	struct wt_counters c = { 0 };
 	struct sleeper s = { .c = &c };
 	weft_join *j;
-	weft_sleep_init(&s.io, 3600ull * 1000000000ull);
+	weft_io_prep_sleep(&s.io, 3600ull * 1000000000ull);
 	wt_spawn(rt, &sleeper_desc, &s, &j);
 	wait_polled(&c);
 	uint64_t t0 = wt_mono_ns();

@@ -49,7 +49,7 @@ static weft_poll sleep_probe_poll(void *self, weft_cx *cx, void *out)
 		atomic_fetch_add(&s->c->polls, 1);
 	if (s->init_here && s->polls == 0) {
 		s->before_ns = weft_now_ns();
-		weft_sleep_init(&s->io, s->ns);
+		weft_io_prep_sleep(&s->io, s->ns);
 	}
 	s->polls++;
 	WT_CHECK(!weft_io_is_done(&s->io), "done before READY");
@@ -92,7 +92,7 @@ WT_RT_TEST(time, sleep_never_early)
 		s.ns = (uint64_t)(i % 21) * MS +
 		       (uint64_t)((i * 7919) % 1000) * 1000;
 		uint64_t before = weft_now_ns();
-		weft_sleep_init(&s.io, s.ns);
+		weft_io_prep_sleep(&s.io, s.ns);
 		want[i] = before + s.ns;
 		wt_spawn(rt, &sleep_probe_desc, &s, &j[i]);
 	}
@@ -132,7 +132,7 @@ WT_RT_TEST(time, zero_sleep_completes)
 	weft_runtime *rt = wt_rt_new(cfg);
 	struct sleep_probe s = { 0 };
 	struct sleep_out o = { .res = 99 };
-	weft_sleep_init(&s.io, 0);
+	weft_io_prep_sleep(&s.io, 0);
 	wt_block_on(rt, &sleep_probe_desc, &s, &o);
 	cr_expect_eq(o.res, 0);
 	wt_rt_free(rt);
@@ -147,7 +147,7 @@ WT_RT_TEST(time, sleep_until_past_is_immediate)
 		struct sleep_probe s = { 0 };
 		struct sleep_out o = { .res = 99 };
 		uint64_t t0 = wt_mono_ns();
-		weft_sleep_until_init(&s.io, deadlines[i]);
+		weft_io_prep_sleep_until(&s.io, deadlines[i]);
 		wt_block_on(rt, &sleep_probe_desc, &s, &o);
 		cr_expect_eq(o.res, 0, "deadline %llu: %lld",
 			     (unsigned long long)deadlines[i],
@@ -164,7 +164,7 @@ WT_RT_TEST(time, sleep_until_future_deadline)
 	struct sleep_probe s = { 0 };
 	struct sleep_out o = { .res = 99 };
 	uint64_t deadline = weft_now_ns() + 8 * MS;
-	weft_sleep_until_init(&s.io, deadline);
+	weft_io_prep_sleep_until(&s.io, deadline);
 	wt_block_on(rt, &sleep_probe_desc, &s, &o);
 	cr_expect_eq(o.res, 0);
 	cr_expect_geq(o.woke_ns, deadline);
@@ -180,7 +180,7 @@ WT_RT_TEST(time, repolled_sleep_not_early)
 	struct sleep_probe s = { .spurious = 1 };
 	struct sleep_out o = { .res = 99 };
 	uint64_t before = weft_now_ns();
-	weft_sleep_init(&s.io, 15 * MS);
+	weft_io_prep_sleep(&s.io, 15 * MS);
 	wt_block_on(rt, &sleep_probe_desc, &s, &o);
 	cr_expect_eq(o.res, 0);
 	cr_expect_geq(o.woke_ns, before + 15 * MS);
@@ -207,7 +207,7 @@ static weft_poll serial_sleeps_poll(void *self, weft_cx *cx, void *out)
 	while (s->done < s->n) {
 		if (!s->armed) {
 			weft_io_drop(&s->io); /* safe on a finished op */
-			weft_sleep_init(&s->io, 2 * MS);
+			weft_io_prep_sleep(&s->io, 2 * MS);
 			s->armed = 1;
 		}
 		if (weft_io_poll(&s->io, cx, &res) == WEFT_PENDING)
@@ -291,8 +291,8 @@ WT_RT_TEST(time, two_sleeps_in_one_task)
 	struct two_sleeps s = { 0 };
 	uint64_t woke[2] = { 0, 0 };
 	uint64_t t0 = weft_now_ns();
-	weft_sleep_init(&s.a, 12 * MS);
-	weft_sleep_init(&s.b, 3 * MS);
+	weft_io_prep_sleep(&s.a, 12 * MS);
+	weft_io_prep_sleep(&s.b, 3 * MS);
 	wt_block_on(rt, &two_sleeps_desc, &s, woke);
 	cr_expect_geq(woke[0], t0 + 12 * MS);
 	cr_expect_geq(woke[1], t0 + 3 * MS);
@@ -309,7 +309,7 @@ WT_RT_TEST(time, abort_pending_sleeps)
 	weft_join *j[N];
 	for (int i = 0; i < N; i++) {
 		struct sleep_probe s = { .c = &c };
-		weft_sleep_init(&s.io, 3600ull * 1000 * MS);
+		weft_io_prep_sleep(&s.io, 3600ull * 1000 * MS);
 		wt_spawn(rt, &sleep_probe_desc, &s, &j[i]);
 	}
 	cr_assert_eq(wt_wait_atomic_ge(&c.polls, N, 5000), N);
@@ -335,7 +335,7 @@ WT_RT_TEST(time, abort_sleep_before_first_poll)
 	struct wt_counters c = { 0 };
 	struct sleep_probe s = { .c = &c };
 	weft_join *j;
-	weft_sleep_init(&s.io, 3600ull * 1000 * MS);
+	weft_io_prep_sleep(&s.io, 3600ull * 1000 * MS);
 	wt_spawn(rt, &sleep_probe_desc, &s, &j);
 	weft_task_abort(j);
 	int st = 1;
@@ -353,7 +353,7 @@ WT_RT_TEST(time, shutdown_with_pending_sleeps)
 	enum { N = 50 };
 	for (int i = 0; i < N; i++) {
 		struct sleep_probe s = { .c = &c };
-		weft_sleep_init(&s.io, 3600ull * 1000 * MS);
+		weft_io_prep_sleep(&s.io, 3600ull * 1000 * MS);
 		wt_spawn(rt, &sleep_probe_desc, &s, NULL);
 	}
 	cr_assert_eq(wt_wait_atomic_ge(&c.polls, N, 5000), N);
@@ -368,7 +368,7 @@ WT_TEST(time, drop_unpolled_sleep_anywhere)
 {
 	/* An op never polled may be dropped from any thread, twice. */
 	weft_io io;
-	weft_sleep_init(&io, 1000 * MS);
+	weft_io_prep_sleep(&io, 1000 * MS);
 	cr_expect_not(weft_io_is_done(&io));
 	weft_io_drop(&io);
 	weft_io_drop(&io);

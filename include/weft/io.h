@@ -2,26 +2,43 @@
 /*
  * weft_io: the future of one io_uring operation (an "op").
  *
- * Initialise it with one of the *_init calls in weft/time.h and weft/net.h,
- * poll it with weft_io_poll() from a task, and drop it with weft_io_drop()
- * when done or when the owning future is dropped. The first poll submits
- * the op on the ring of the worker that polls; the op belongs to that ring
- * for life.
+ * Prepare it with one of the weft_io_prep_* calls (this header for any fd;
+ * weft/net.h for sockets; weft/time.h for sleeps), as liburing's
+ * io_uring_prep_* prepare an SQE. Poll it with weft_io_poll() from a task,
+ * or through weft_io_future() with the combinators of weft/future.h, and
+ * drop it with weft_io_drop() when the future that embeds it is dropped.
+ * The first poll submits the op on the ring of the worker that polls; the
+ * op belongs to that ring for life.
  *
  * Lifetime rule: an in-flight op is a record owned by the driver until its
- * CQE arrives, and it holds a reference to the task that submitted it.
- * Dropping a weft_io whose op is in flight submits a cancel (on the op's own
- * ring, forwarded there if the task now runs on another worker) and returns
- * at once; the task's memory, and so any buffer inside the task's state,
- * stays allocated until the kernel is done. A buffer that lives outside the
- * task must stay valid until the task itself is freed.
+ * CQE arrives, and the record holds the waker of the task that polled it
+ * (a task waker is a reference to the task). Dropping a weft_io whose op is
+ * in flight submits a cancel (on the op's own ring, forwarded there if the
+ * task now runs on another worker) and returns at once; the task's memory,
+ * and so any buffer inside the task's state, stays allocated until the
+ * kernel is done. A buffer that lives outside the task must stay valid
+ * until the task itself is freed.
  *
- * Once weft_io_poll() has returned WEFT_READY the weft_io holds nothing:
- * it may be re-initialised for the next op without weft_io_drop().
+ * Address: a weft_io must not move between its first poll and the end of
+ * the op (READY or drop); inside a task's state it never does.
+ *
+ * Preparing: a weft_io must be zero-filled (WEFT_IO_INIT, calloc, a task's
+ * zeroed state) or previously prepared before a weft_io_prep_* call.
+ * Preparing one whose op is still in flight drops that op first (as
+ * weft_io_drop: it is cancelled, its record is not leaked). Once
+ * weft_io_poll() has returned WEFT_READY the weft_io holds nothing and may
+ * be prepared again.
+ *
+ * Errors from a prep call are returned and also kept: polling a weft_io
+ * whose prep failed returns WEFT_READY with that error, so an unchecked
+ * prep never loses its error.
+ *
+ * NULL: see weft/core.h. weft_io_prep_* with a NULL @io return -EINVAL.
  */
 #ifndef WEFT_IO_H
 #define WEFT_IO_H
 
+#include <sys/types.h>
 #include <weft/core.h>
 
 #ifdef __cplusplus
@@ -29,38 +46,48 @@ extern "C" {
 #endif
 
 struct weft__op;
+struct weft__op_kind;
 
 /**
- * One op future. Its fields are private; the layout is public only so that
- * futures can embed it.
+ * One op future: 128 bytes on 64-bit targets. Its fields are private; the
+ * layout is public only so that futures can embed it, and its size only
+ * changes with the library's major version (new op kinds use the spare
+ * argument words).
  */
 typedef struct weft_io {
 	struct weft__op *_op;
-	int32_t _kind;
+	const struct weft__op_kind *_kind;
+	uint32_t _magic;
+	uint32_t _done;
 	int32_t _fd;
 	uint32_t _flags;
-	uint32_t _addrlen;
-	union {
-		struct {
-			void *buf;
-			size_t len;
-		} rw;
-		uint64_t deadline_ns;
-	} _u;
-	unsigned char _addr[28]; /* sockaddr_in or sockaddr_in6 */
-	uint32_t _done;
+	uint64_t _arg[12];
 } weft_io;
+
+/** Zero initialiser for a weft_io. */
+#define WEFT_IO_INIT { 0 }
+
+/**
+ * Largest transfer of one read, write, recv or send op, in bytes: the
+ * kernel's per-call limit (MAX_RW_COUNT, 2 GiB - 4 KiB). Longer requests
+ * are clamped to it; the op then transfers at most this many bytes, which
+ * read/recv/write/send callers already handle as a short transfer.
+ */
+#define WEFT_IO_MAX_LEN ((size_t)0x7ffff000)
 
 /**
  * Poll the op. The first poll submits it (on the calling worker's ring).
  *
  * @res: on READY, the op's result: bytes transferred, a new fd, or 0 as the
  *       op documents; or a negative errno. -EPERM when polled off a weft
- *       worker thread (ops need a worker's ring); -ENOMEM when no op record
- *       could be allocated; -EINVAL for an uninitialised weft_io or a poll
- *       after READY.
+ *       worker thread (ops need a worker's ring), for every kind; -ENOMEM
+ *       when no op record could be allocated; -EINVAL for an unprepared
+ *       weft_io or a poll after READY; the prep call's error if it failed.
+ *       NULL discards the result.
  *
- * Must be called from the task that owns @io (one poller at a time).
+ * Returns WEFT_PENDING after storing a clone of the context's waker, which
+ * is woken when the CQE arrives. Must be called by the task that owns @io
+ * (one poller at a time). NULL @io: READY with -EINVAL.
  */
 WEFT_API weft_poll weft_io_poll(weft_io *io, weft_cx *cx, int64_t *res);
 
@@ -68,13 +95,52 @@ WEFT_API weft_poll weft_io_poll(weft_io *io, weft_cx *cx, int64_t *res);
  * Drop the op future. If its op is in flight, a cancel is submitted and the
  * record lives on until the CQE; a result that arrives anyway is discarded
  * (an accepted or connected fd is closed). Idempotent; safe on a zeroed or
- * finished weft_io. Call from a worker thread (from a future's drop) or, for
- * an op never polled, from anywhere.
+ * finished weft_io and on NULL. Call from a worker thread (from a future's
+ * drop) or, for an op never polled, from anywhere.
  */
 WEFT_API void weft_io_drop(weft_io *io);
 
-/** True once @io has returned READY. */
+/** True once @io has returned READY (false for NULL). */
 WEFT_API bool weft_io_is_done(const weft_io *io);
+
+/**
+ * The descriptor of weft_io as a generic future (weft/core.h): state is a
+ * weft_io, output an int64_t (the @res of weft_io_poll), drop weft_io_drop.
+ */
+WEFT_API extern const weft_future_desc weft_io_desc;
+
+/**
+ * Read up to @len bytes from @fd into @buf at file offset @offset (-1: the
+ * file's current position, for pipes, sockets, eventfd and other streams).
+ * Works on any fd: regular files, pipes, eventfd, timerfd, sockets.
+ * Result: bytes read, 0 at end of file, or a negative errno (-EBADF,
+ * -EINVAL, -EISDIR, ...). @len above WEFT_IO_MAX_LEN is clamped. @buf must
+ * stay valid while the op may be in flight (see the lifetime rule).
+ * Returns 0, or -EINVAL (NULL @io, NULL @buf with a non-zero @len, @offset
+ * below -1).
+ *
+ * A blocking fd (a pipe or eventfd opened without O_NONBLOCK) is fine: the
+ * kernel waits for it (poll-driven for pipes and sockets). For an
+ * O_NONBLOCK fd with nothing to read the result may be -EAGAIN.
+ */
+WEFT_API int weft_io_prep_read(weft_io *io, int fd, void *buf, size_t len,
+			       off_t offset);
+
+/**
+ * Write up to @len bytes from @buf to @fd at @offset (-1: current position
+ * or append for O_APPEND files and streams). Result: bytes written
+ * (possibly fewer than @len) or a negative errno (-EBADF, -EPIPE for a pipe
+ * without readers: io_uring does not raise SIGPIPE for write, -ENOSPC).
+ * Same arguments and errors as weft_io_prep_read().
+ */
+WEFT_API int weft_io_prep_write(weft_io *io, int fd, const void *buf,
+				size_t len, off_t offset);
+
+/**
+ * Close @fd through the ring. Result: 0 or a negative errno (-EBADF).
+ * Returns 0, or -EINVAL for NULL @io.
+ */
+WEFT_API int weft_io_prep_close(weft_io *io, int fd);
 
 #ifdef __cplusplus
 }

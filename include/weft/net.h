@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * TCP over io_uring. Listening sockets are made with plain syscalls
- * (socket, bind and listen complete at once); accept, connect, recv, send
- * and close are op futures (weft_io) polled with weft_io_poll().
- * All fds are created with SOCK_CLOEXEC.
+ * (socket, bind and listen complete at once); accept, connect, recv and
+ * send are op futures (weft_io, prepared with weft_io_prep_*), and
+ * weft_send_all / weft_recv_exact loop over them. Close any fd with
+ * weft_io_prep_close() (weft/io.h). All fds are created with SOCK_CLOEXEC.
+ * NULL: see weft/core.h.
  */
 #ifndef WEFT_NET_H
 #define WEFT_NET_H
@@ -41,41 +43,127 @@ WEFT_API int weft_tcp_local_port(int fd);
 
 /**
  * Accept one connection on @listen_fd. Result: the connected fd (owned by
- * the caller) or a negative errno (-EBADF, -EINVAL for a socket that is not
- * listening, -EMFILE, ...).
+ * the caller, SOCK_CLOEXEC) or a negative errno (-EBADF, -EINVAL for a
+ * socket that is not listening, -EMFILE, ...). If the future is dropped
+ * after the kernel accepted, the fd is closed. Returns 0, or -EINVAL for
+ * NULL @io.
  */
-WEFT_API void weft_accept_init(weft_io *io, int listen_fd);
+WEFT_API int weft_io_prep_accept(weft_io *io, int listen_fd);
 
 /**
  * Connect a new TCP socket to @addr (copied; AF_INET or AF_INET6).
  * Result: the connected fd (owned by the caller) or a negative errno
  * (-ECONNREFUSED, -ETIMEDOUT, -ENETUNREACH, ...). The socket is created at
  * the first poll; if the future is dropped first, it is closed.
- * Returns 0, or -EINVAL / -EAFNOSUPPORT for a bad address (then @io is
- * left uninitialised and must not be polled).
+ * Returns 0, or -EINVAL (NULL @io or @addr, short @addrlen) or
+ * -EAFNOSUPPORT (another family); polling @io then returns that error.
  */
-WEFT_API int weft_connect_init(weft_io *io, const struct sockaddr *addr,
-			       socklen_t addrlen);
+WEFT_API int weft_io_prep_connect(weft_io *io, const struct sockaddr *addr,
+				  socklen_t addrlen);
 
 /**
  * Receive up to @len bytes from @fd into @buf. Result: bytes received, 0 at
  * the peer's orderly shutdown, or a negative errno (-ECONNRESET, -EBADF,
- * -ENOTSOCK, ...). @buf must stay valid while the op may be in flight (see
- * weft/io.h). @flags: recv(2) flags.
+ * -ENOTSOCK, ...). @len above WEFT_IO_MAX_LEN (2 GiB - 4 KiB) is clamped to
+ * it: the op is then a short receive, never a silently truncated length.
+ * @buf must stay valid while the op may be in flight (see weft/io.h).
+ * @flags: recv(2) flags. Returns 0, or -EINVAL (NULL @io, NULL @buf with a
+ * non-zero @len).
  */
-WEFT_API void weft_recv_init(weft_io *io, int fd, void *buf, size_t len,
-			     int flags);
+WEFT_API int weft_io_prep_recv(weft_io *io, int fd, void *buf, size_t len,
+			       int flags);
 
 /**
  * Send up to @len bytes from @buf on @fd (MSG_NOSIGNAL is always added, so
  * a closed peer gives -EPIPE, not SIGPIPE). Result: bytes sent (possibly
- * fewer than @len) or a negative errno.
+ * fewer than @len; see weft_send_all) or a negative errno. @len is clamped
+ * as for weft_io_prep_recv(). Same return values.
  */
-WEFT_API void weft_send_init(weft_io *io, int fd, const void *buf,
-			     size_t len, int flags);
+WEFT_API int weft_io_prep_send(weft_io *io, int fd, const void *buf,
+			       size_t len, int flags);
 
-/** Close @fd through the ring. Result: 0 or a negative errno (-EBADF). */
-WEFT_API void weft_close_init(weft_io *io, int fd);
+/**
+ * weft_send_all: send all @len bytes, looping on partial sends (Tokio's
+ * write_all). A future: prepare it with weft_send_all_init(), poll it with
+ * weft_send_all_poll() or as a generic future (weft_send_all_desc), drop it
+ * with weft_send_all_drop(). Fields are private; the struct must not move
+ * while an op is in flight, and must be zero-filled or previously
+ * initialised before weft_send_all_init() (see weft/io.h, Preparing).
+ */
+typedef struct weft_send_all {
+	weft_io _io;
+	const unsigned char *_buf;
+	size_t _len;
+	size_t _done;
+	int _fd;
+	int _flags;
+	int _err;
+} weft_send_all;
+
+/**
+ * Prepare @f to send the @len bytes at @buf on @fd (send(2) @flags, plus
+ * MSG_NOSIGNAL). @buf must stay valid until the future is READY or dropped
+ * and the task is freed (see weft/io.h). Returns 0, or -EINVAL (NULL @f,
+ * NULL @buf with a non-zero @len); polling then returns that error.
+ */
+WEFT_API int weft_send_all_init(weft_send_all *f, int fd, const void *buf,
+				size_t len, int flags);
+
+/**
+ * Poll: READY with *@res = @len once every byte was sent, or a negative
+ * errno from the first failing send (-EPIPE, -ECONNRESET, ...); then the
+ * first weft_send_all_done() bytes were sent and no more. A send that
+ * returns 0 bytes ends with -EPIPE. NULL @res discards the result.
+ */
+WEFT_API weft_poll weft_send_all_poll(weft_send_all *f, weft_cx *cx,
+				      int64_t *res);
+
+/** Bytes sent so far (0 for NULL). */
+WEFT_API size_t weft_send_all_done(const weft_send_all *f);
+
+/** Drop: cancels a send in flight. NULL is accepted. */
+WEFT_API void weft_send_all_drop(weft_send_all *f);
+
+/** weft_send_all as a generic future: output int64_t. */
+WEFT_API extern const weft_future_desc weft_send_all_desc;
+
+/**
+ * weft_recv_exact: receive exactly @len bytes, looping on short receives
+ * (Tokio's read_exact). Same shape as weft_send_all.
+ */
+typedef struct weft_recv_exact {
+	weft_io _io;
+	unsigned char *_buf;
+	size_t _len;
+	size_t _done;
+	int _fd;
+	int _flags;
+	int _err;
+} weft_recv_exact;
+
+/**
+ * Prepare @f to fill the @len bytes at @buf from @fd (recv(2) @flags).
+ * Returns 0, or -EINVAL (NULL @f, NULL @buf with a non-zero @len).
+ */
+WEFT_API int weft_recv_exact_init(weft_recv_exact *f, int fd, void *buf,
+				  size_t len, int flags);
+
+/**
+ * Poll: READY with *@res = @len once @buf is full; -EPIPE if the peer shut
+ * down first (weft_recv_exact_done() bytes of @buf are valid: nothing
+ * received is lost), or the negative errno of the failing recv.
+ */
+WEFT_API weft_poll weft_recv_exact_poll(weft_recv_exact *f, weft_cx *cx,
+					int64_t *res);
+
+/** Bytes received so far (0 for NULL). */
+WEFT_API size_t weft_recv_exact_done(const weft_recv_exact *f);
+
+/** Drop: cancels a recv in flight. NULL is accepted. */
+WEFT_API void weft_recv_exact_drop(weft_recv_exact *f);
+
+/** weft_recv_exact as a generic future: output int64_t. */
+WEFT_API extern const weft_future_desc weft_recv_exact_desc;
 
 #ifdef __cplusplus
 }

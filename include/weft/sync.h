@@ -54,6 +54,21 @@ WEFT_API weft_poll weft_oneshot_recv_poll(weft_oneshot_rx *rx, weft_cx *cx,
  */
 WEFT_API void weft_oneshot_rx_drop(weft_oneshot_rx *rx);
 
+/**
+ * A oneshot receiver as a generic future (weft/future.h): state for
+ * weft_oneshot_recv_desc, whose output is an int status (0 or -EPIPE, as
+ * weft_oneshot_recv_poll() reports it) and which copies the value to
+ * @value (NULL discards it). The future owns @rx: its drop (after READY,
+ * or when a select drops a losing arm) calls weft_oneshot_rx_drop().
+ */
+typedef struct weft_oneshot_recv {
+	weft_oneshot_rx *rx;
+	void *value;
+} weft_oneshot_recv;
+
+/** The descriptor of weft_oneshot_recv. */
+WEFT_API extern const weft_future_desc weft_oneshot_recv_desc;
+
 #ifdef __cplusplus
 }
 #endif

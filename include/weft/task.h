@@ -93,6 +93,25 @@ typedef struct weft_yield {
  */
 WEFT_API weft_poll weft_yield_poll(weft_yield *y, weft_cx *cx);
 
+/** weft_yield as a generic future (weft/future.h): no output. */
+WEFT_API extern const weft_future_desc weft_yield_desc;
+
+/**
+ * A join handle as a generic future (weft/future.h): state for
+ * weft_join_future_desc, whose output is an int status (0, or -ECANCELED
+ * as weft_join_poll() reports it) and which writes the task's output to
+ * @value (output_size bytes; NULL discards it). The future owns @join:
+ * its drop (after READY, or when a select drops a losing arm) calls
+ * weft_join_drop(), which detaches a task still running.
+ */
+typedef struct weft_join_future {
+	weft_join *join;
+	void *value;
+} weft_join_future;
+
+/** The descriptor of weft_join_future. */
+WEFT_API extern const weft_future_desc weft_join_future_desc;
+
 #ifdef __cplusplus
 }
 #endif

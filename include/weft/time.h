@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Time: the monotonic clock and sleep futures. Durations are nanoseconds. */
+/*
+ * Time: the monotonic clock and sleep futures. Durations and deadlines are
+ * nanoseconds on CLOCK_MONOTONIC. NULL: see weft/core.h.
+ */
 #ifndef WEFT_TIME_H
 #define WEFT_TIME_H
 
@@ -13,15 +16,17 @@ extern "C" {
 WEFT_API uint64_t weft_now_ns(void);
 
 /**
- * Initialise @io as a sleep of @ns nanoseconds from now (the deadline is
- * taken at this call). Poll with weft_io_poll(): READY with 0 once
- * CLOCK_MONOTONIC has reached the deadline (never earlier). Implemented as
- * an absolute IORING_OP_TIMEOUT on the polling worker's ring.
+ * Prepare @io as a sleep of @ns nanoseconds from now (the deadline is
+ * taken at this call; a deadline past UINT64_MAX saturates). Poll with
+ * weft_io_poll(): READY with 0 once CLOCK_MONOTONIC has reached the
+ * deadline (never earlier). Implemented as an absolute IORING_OP_TIMEOUT on
+ * the polling worker's ring, so, like every op, polling it off a worker
+ * gives -EPERM whatever the deadline. Returns 0, or -EINVAL for NULL @io.
  */
-WEFT_API void weft_sleep_init(weft_io *io, uint64_t ns);
+WEFT_API int weft_io_prep_sleep(weft_io *io, uint64_t ns);
 
-/** As weft_sleep_init(), to an absolute CLOCK_MONOTONIC deadline in ns. */
-WEFT_API void weft_sleep_until_init(weft_io *io, uint64_t deadline_ns);
+/** As weft_io_prep_sleep(), to an absolute CLOCK_MONOTONIC deadline in ns. */
+WEFT_API int weft_io_prep_sleep_until(weft_io *io, uint64_t deadline_ns);
 
 #ifdef __cplusplus
 }

@@ -1,20 +1,29 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Op records and the driver side of a worker's ring.
+ * Op records and op kinds.
  *
  * An op record is created by the first poll of a weft_io and submitted on
- * the polling worker's ring, which owns it for life. References:
+ * the polling thread's driver, which owns it for life. References:
  *   - the driver: from submit until the op's CQE has been handled;
  *   - the future (weft_io): until it takes the result or is dropped;
  *   - a cancel in flight: from the cancel request (local, or pushed to the
- *     owner's inbox by another worker) until the cancel's own CQE.
+ *     owner's inbox by another thread) until the cancel's own CQE.
  * The last one frees the record, so no cancel ever names a freed (or
- * reused) record. The record also holds a reference to the submitting
- * task until the op's CQE, so the task's memory, where buffers usually
- * live, outlives the kernel's use of it.
+ * reused) record.
  *
- * state, result, waker and orphaned are under the record's spinlock: the
- * owner's reap and a poll or drop on another worker meet there.
+ * Op-lifetime rule: the record holds a waker from submit until the op's
+ * CQE, also after the future was dropped (it is released, not woken, then).
+ * A task's waker is a reference to the task, so the task's memory, where
+ * buffers usually live, outlives the kernel's use of it. The io layer needs
+ * no task or worker pointer for that.
+ *
+ * done, orphaned, result and waker are under the record's spinlock: the
+ * owner's reap and a poll or drop on another thread meet there.
+ *
+ * Op kinds are a table, not a switch: each kind (struct weft__op_kind)
+ * prepares its SQE, turns the CQE's result into the future's result, and
+ * releases a result nobody will read. A new kind is a new const struct in
+ * the file of its layer (fd.c, tcp.c, sleep.c), nothing else.
  */
 #ifndef WEFT_IO_OP_H
 #define WEFT_IO_OP_H
@@ -26,18 +35,10 @@
 
 #include <weft/io.h>
 
-#include "sched/runtime.h"
+#include "io/driver.h"
 #include "spinlock.h"
 
-enum weft__op_kind {
-	WEFT__OP_NONE = 0,
-	WEFT__OP_SLEEP,
-	WEFT__OP_ACCEPT,
-	WEFT__OP_CONNECT,
-	WEFT__OP_RECV,
-	WEFT__OP_SEND,
-	WEFT__OP_CLOSE,
-};
+#define WEFT__IO_MAGIC 0x77656674u /* "weft": the weft_io was prepared */
 
 struct weft__op {
 	ck_stack_entry_t inbox_entry;  /* first: entry -> record cast */
@@ -46,35 +47,72 @@ struct weft__op {
 	bool done;                     /* under lock */
 	bool orphaned;                 /* under lock: the future is gone */
 	int32_t result;                /* under lock */
-	weft_waker waker;              /* under lock */
-	struct weft__task *task;       /* reference until the CQE */
-	struct weft__worker *owner;
-	enum weft__op_kind kind;
-	int fd;                        /* connect: the socket it made */
-	void *buf;                     /* recv/send: the user's buffer */
-	union {
+	weft_waker waker;              /* under lock; held until the CQE */
+	struct weft__driver *owner;
+	const struct weft__op_kind *kind;
+	int fd;                        /* a resource the op made (connect) */
+	void *buf;                     /* user buffer the kernel writes/reads */
+	size_t len;
+	union {                        /* kernel-visible copies of arguments */
 		struct __kernel_timespec ts;
 		struct sockaddr_in6 addr;
+		uint64_t u64[4];
 	} u;
 };
 
-/* Drain the inbox, submit, and reap; true if any CQE was handled. */
-bool weft__op_drive(struct weft__worker *w);
+struct weft__op_kind {
+	const char *name;
+	/*
+	 * Fill @sqe for @op from the prepared @io (user_data is set by the
+	 * caller). May set op->fd/buf/len/u. Returns 0, or a negative errno
+	 * for a failure before anything reached the kernel (the SQE is then
+	 * turned into a NOP by the caller).
+	 */
+	int (*prep)(struct weft__op *op, struct io_uring_sqe *sqe,
+		    const weft_io *io);
+	/* Optional: the future's result from the CQE's @res (default @res).
+	 * Runs once, in the future's poll; may take op->fd. */
+	int64_t (*complete)(struct weft__op *op, int32_t res);
+	/* Optional: release what a result nobody takes holds (an accepted
+	 * fd, a connected socket). Runs once. */
+	void (*discard)(struct weft__op *op, int32_t res);
+};
 
-/* Handle the CQEs already posted (no syscall). */
-unsigned weft__op_reap(struct weft__worker *w);
+/*
+ * Start preparing @io as an op of @kind: drop an op still in flight (see
+ * weft/io.h), zero the rest, record the kind. Returns 0, or -EINVAL for a
+ * NULL @io.
+ */
+int weft__io_prep(weft_io *io, const struct weft__op_kind *kind, int fd);
 
-static inline bool weft__inbox_empty(struct weft__worker *w)
+/*
+ * weft__io_prep for a kind that moves @len bytes at @buf: stores them in
+ * _arg[WEFT__ARG_BUF] and _arg[WEFT__ARG_LEN], @len clamped to
+ * WEFT_IO_MAX_LEN. A NULL @buf with a non-zero @len fails with -EINVAL.
+ */
+enum { WEFT__ARG_BUF = 0, WEFT__ARG_LEN = 1 };
+int weft__io_prep_buf(weft_io *io, const struct weft__op_kind *kind, int fd,
+		      const void *buf, size_t len);
+
+/* In a kind's prep: record the buffer stored by weft__io_prep_buf in @op
+ * (for the ASan liveness check at the CQE). */
+static inline void weft__op_take_buf(struct weft__op *op, const weft_io *io)
 {
-	return weft__inbox_is_empty(&w->inbox);
+	op->buf = (void *)(uintptr_t)io->_arg[WEFT__ARG_BUF];
+	op->len = (size_t)io->_arg[WEFT__ARG_LEN];
 }
 
-/* Reset @io to an unpolled op of @kind (used by the *_init calls). */
-static inline void weft__io_init(weft_io *io, enum weft__op_kind kind)
-{
-	memset(io, 0, sizeof(*io));
-	io->_kind = kind;
-	io->_fd = -1;
-}
+/* Mark @io as failed with @err (polls return it); returns @err. */
+int weft__io_prep_fail(weft_io *io, int err);
+
+/* Driver: the CQE of @op arrived with @res. */
+void weft__op_complete(struct weft__driver *d, struct weft__op *op,
+		       int32_t res);
+
+/* Driver: the CQE of a cancel for @op arrived. */
+void weft__op_cancel_done(struct weft__driver *d, struct weft__op *op);
+
+/* Driver: submit the cancel for @op, whose reference the pusher took. */
+void weft__op_submit_cancel(struct weft__driver *d, struct weft__op *op);
 
 #endif /* WEFT_IO_OP_H */

@@ -121,12 +121,26 @@ void weft__ring_flush(struct weft__ring *r)
 		r->unsubmitted = 0;
 }
 
-void weft__ring_wait(struct weft__ring *r)
+void weft__ring_wait(struct weft__ring *r, uint64_t timeout_ns)
 {
-	/* Ignoring EINTR is safe here: the caller re-checks its queues and
-	 * parks again (retrying EINTR in a loop here, without that re-check,
-	 * could hang; docs/design.md, Testing). */
-	if (io_uring_submit_and_wait(&r->uring, 1) >= 0)
+	struct __kernel_timespec ts;
+	int ret;
+
+	/* Ignoring EINTR and ETIME is safe here: the caller re-checks its
+	 * queues and parks again (retrying EINTR in a loop here, without that
+	 * re-check, could hang; docs/design.md, Testing). */
+	if (timeout_ns == UINT64_MAX) {
+		ret = io_uring_submit_and_wait(&r->uring, 1);
+	} else {
+		struct io_uring_cqe *cqe;
+
+		ts.tv_sec = (long long)(timeout_ns / 1000000000u);
+		ts.tv_nsec = (long long)(timeout_ns % 1000000000u);
+		/* Submits what is prepared, then waits (EXT_ARG, 5.11+). */
+		ret = io_uring_submit_and_wait_timeout(&r->uring, &cqe, 1, &ts,
+						       NULL);
+	}
+	if (ret >= 0 || ret == -ETIME)
 		r->unsubmitted = 0;
 }
 

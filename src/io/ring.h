@@ -48,8 +48,9 @@ struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r);
  * deferred task work under DEFER_TASKRUN). Non-blocking. */
 void weft__ring_flush(struct weft__ring *r);
 
-/* Submit and wait for at least one CQE (parking). EINTR returns. */
-void weft__ring_wait(struct weft__ring *r);
+/* Submit and wait for at least one CQE (parking), or until @timeout_ns
+ * (relative, UINT64_MAX: none) has passed. EINTR returns. */
+void weft__ring_wait(struct weft__ring *r, uint64_t timeout_ns);
 
 /* Arm the eventfd read if it is not armed. */
 void weft__ring_arm_eventfd(struct weft__ring *r);

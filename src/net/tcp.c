@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * TCP: listening sockets by plain syscalls (they complete at once), and the
- * op futures for accept, connect, recv, send and close.
+ * op kinds accept, connect, recv and send.
  */
 #include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <weft/net.h>
@@ -48,58 +49,138 @@ WEFT_API int weft_tcp_local_port(int fd)
 	return -EAFNOSUPPORT;
 }
 
-WEFT_API void weft_accept_init(weft_io *io, int listen_fd)
-{
-	weft__io_init(io, WEFT__OP_ACCEPT);
-	io->_fd = listen_fd;
-}
+/* Arguments in weft_io._arg */
+enum { ARG_ADDRLEN, ARG_ADDR };
+_Static_assert(sizeof(((weft_io *)0)->_arg) - ARG_ADDR * sizeof(uint64_t) >=
+		       sizeof(struct sockaddr_in6),
+	       "weft_io has room for an IPv6 address");
 
-WEFT_API int weft_connect_init(weft_io *io, const struct sockaddr *addr,
-			       socklen_t addrlen)
+static int accept_prep(struct weft__op *op, struct io_uring_sqe *sqe,
+		       const weft_io *io)
 {
-	if (!io || !addr)
-		return -EINVAL;
-	if (addr->sa_family == AF_INET) {
-		if (addrlen < sizeof(struct sockaddr_in))
-			return -EINVAL;
-		addrlen = sizeof(struct sockaddr_in);
-	} else if (addr->sa_family == AF_INET6) {
-		if (addrlen < sizeof(struct sockaddr_in6))
-			return -EINVAL;
-		addrlen = sizeof(struct sockaddr_in6);
-	} else {
-		return -EAFNOSUPPORT;
-	}
-	_Static_assert(sizeof(io->_addr) >= sizeof(struct sockaddr_in6),
-		       "weft_io address space");
-	weft__io_init(io, WEFT__OP_CONNECT);
-	memcpy(io->_addr, addr, addrlen);
-	io->_addrlen = addrlen;
+	(void)op;
+	io_uring_prep_accept(sqe, io->_fd, NULL, NULL, SOCK_CLOEXEC);
 	return 0;
 }
 
-WEFT_API void weft_recv_init(weft_io *io, int fd, void *buf, size_t len,
-			     int flags)
+static void accept_discard(struct weft__op *op, int32_t res)
 {
-	weft__io_init(io, WEFT__OP_RECV);
-	io->_fd = fd;
-	io->_flags = (uint32_t)flags;
-	io->_u.rw.buf = buf;
-	io->_u.rw.len = len;
+	(void)op;
+	if (res >= 0)
+		close(res);
 }
 
-WEFT_API void weft_send_init(weft_io *io, int fd, const void *buf,
-			     size_t len, int flags)
+static int connect_prep(struct weft__op *op, struct io_uring_sqe *sqe,
+			const weft_io *io)
 {
-	weft__io_init(io, WEFT__OP_SEND);
-	io->_fd = fd;
-	io->_flags = (uint32_t)flags;
-	io->_u.rw.buf = (void *)buf;
-	io->_u.rw.len = len;
+	socklen_t len = (socklen_t)io->_arg[ARG_ADDRLEN];
+
+	memcpy(&op->u.addr, &io->_arg[ARG_ADDR], len);
+	op->fd = socket(op->u.addr.sin6_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (op->fd < 0)
+		return -errno;
+	io_uring_prep_connect(sqe, op->fd, (const struct sockaddr *)&op->u.addr,
+			      len);
+	return 0;
 }
 
-WEFT_API void weft_close_init(weft_io *io, int fd)
+/* The future takes the socket on success and closes it on failure. */
+static int64_t connect_complete(struct weft__op *op, int32_t res)
 {
-	weft__io_init(io, WEFT__OP_CLOSE);
-	io->_fd = fd;
+	int fd = op->fd;
+
+	op->fd = -1;
+	if (res == 0)
+		return fd;
+	close(fd);
+	return res;
+}
+
+static void connect_discard(struct weft__op *op, int32_t res)
+{
+	(void)res;
+	if (op->fd >= 0)
+		close(op->fd);
+	op->fd = -1;
+}
+
+static int recv_prep(struct weft__op *op, struct io_uring_sqe *sqe,
+		     const weft_io *io)
+{
+	weft__op_take_buf(op, io);
+	io_uring_prep_recv(sqe, io->_fd, op->buf, op->len, (int)io->_flags);
+	return 0;
+}
+
+static int send_prep(struct weft__op *op, struct io_uring_sqe *sqe,
+		     const weft_io *io)
+{
+	weft__op_take_buf(op, io);
+	io_uring_prep_send(sqe, io->_fd, op->buf, op->len,
+			   (int)io->_flags | MSG_NOSIGNAL);
+	return 0;
+}
+
+static const struct weft__op_kind accept_kind = {
+	.name = "accept", .prep = accept_prep, .discard = accept_discard,
+};
+static const struct weft__op_kind connect_kind = {
+	.name = "connect", .prep = connect_prep,
+	.complete = connect_complete, .discard = connect_discard,
+};
+static const struct weft__op_kind recv_kind = {
+	.name = "recv", .prep = recv_prep,
+};
+static const struct weft__op_kind send_kind = {
+	.name = "send", .prep = send_prep,
+};
+
+WEFT_API int weft_io_prep_accept(weft_io *io, int listen_fd)
+{
+	return weft__io_prep(io, &accept_kind, listen_fd);
+}
+
+WEFT_API int weft_io_prep_connect(weft_io *io, const struct sockaddr *addr,
+				  socklen_t addrlen)
+{
+	int err = weft__io_prep(io, &connect_kind, -1);
+
+	if (err)
+		return err;
+	if (!addr)
+		return weft__io_prep_fail(io, -EINVAL);
+	if (addr->sa_family == AF_INET) {
+		if (addrlen < sizeof(struct sockaddr_in))
+			return weft__io_prep_fail(io, -EINVAL);
+		addrlen = sizeof(struct sockaddr_in);
+	} else if (addr->sa_family == AF_INET6) {
+		if (addrlen < sizeof(struct sockaddr_in6))
+			return weft__io_prep_fail(io, -EINVAL);
+		addrlen = sizeof(struct sockaddr_in6);
+	} else {
+		return weft__io_prep_fail(io, -EAFNOSUPPORT);
+	}
+	memcpy(&io->_arg[ARG_ADDR], addr, addrlen);
+	io->_arg[ARG_ADDRLEN] = addrlen;
+	return 0;
+}
+
+WEFT_API int weft_io_prep_recv(weft_io *io, int fd, void *buf, size_t len,
+			       int flags)
+{
+	int err = weft__io_prep_buf(io, &recv_kind, fd, buf, len);
+
+	if (!err)
+		io->_flags = (uint32_t)flags;
+	return err;
+}
+
+WEFT_API int weft_io_prep_send(weft_io *io, int fd, const void *buf,
+			       size_t len, int flags)
+{
+	int err = weft__io_prep_buf(io, &send_kind, fd, buf, len);
+
+	if (!err)
+		io->_flags = (uint32_t)flags;
+	return err;
 }

@@ -123,24 +123,3 @@ void weft__idle_unpark_all(struct weft_runtime *rt)
 	for (unsigned i = 0; i < rt->nworkers; i++)
 		weft__worker_unpark(&rt->workers[i]);
 }
-
-void weft__worker_unpark(struct weft__worker *w)
-{
-	/* seq_cst: the caller's write of what the worker should see (inbox
-	 * push, shutdown flag, queued work) is ordered before this exchange,
-	 * and the worker's CAS to PARKED precedes its final scan. */
-	int prev = atomic_exchange_explicit(&w->park_state, WEFT__NOTIFIED,
-					    memory_order_seq_cst);
-	if (prev != WEFT__PARKED)
-		return; /* running: it sees NOTIFIED before it next parks */
-
-	struct weft__worker *self = weft__worker_current();
-	if (self == w)
-		return;
-	if (self && self->rt == w->rt)
-		weft__ring_msg(&self->ring, weft__ring_fd(&w->ring));
-	else
-		weft__ring_signal_eventfd(&w->ring);
-	if (self)
-		WEFT__METRIC_INC(self, unparks_sent);
-}

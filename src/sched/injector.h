@@ -20,11 +20,6 @@
 
 #include "internal.h"
 
-/* Embedded in whatever is queued (a task header). */
-struct weft__qnode {
-	struct weft__qnode *next;
-};
-
 struct weft__injector {
 	pthread_mutex_t lock;
 	struct weft__qnode *head; /* under lock */

@@ -30,7 +30,6 @@
 #include <weft/error.h>
 #include <weft/runtime.h>
 
-#include "io/op.h"
 #include "sched/runtime.h"
 #include "task/task.h"
 
@@ -95,7 +94,6 @@ static int alloc_runtime(const weft_runtime_config *cfg, unsigned n,
 	pthread_mutex_init(&rt->start_lock, NULL);
 	pthread_cond_init(&rt->start_cond, NULL);
 	pthread_mutex_init(&rt->shutdown_lock, NULL);
-	atomic_init(&rt->next_task_id, 1);
 	atomic_init(&rt->shutdown, false);
 
 	if ((err = weft__injector_init(&rt->injector)) ||
@@ -116,8 +114,7 @@ static int alloc_runtime(const weft_runtime_config *cfg, unsigned n,
 		w->rt = rt;
 		w->index = i;
 		w->rng = 0x9E3779B97F4A7C15ULL * (i + 1);
-		weft__inbox_init(&w->inbox);
-		atomic_init(&w->park_state, WEFT__RUNNING);
+		weft__driver_prepare(&w->driver);
 		if ((err = weft__deque_init(&w->dq, DEQUE_LOG2))) {
 			rt->nworkers = i; /* free only those made */
 			goto fail;
@@ -162,8 +159,7 @@ static int start_workers(struct weft_runtime *rt)
 	if (err) {
 		for (unsigned i = 0; i < made; i++) {
 			pthread_join(rt->workers[i].thread, NULL);
-			if (rt->workers[i].ring.uring.ring_fd > 0)
-				weft__ring_exit(&rt->workers[i].ring);
+			weft__driver_exit(&rt->workers[i].driver);
 		}
 	}
 	return err;
@@ -256,7 +252,7 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
 	for (unsigned i = 0; i < rt->nworkers; i++)
 		pthread_join(rt->workers[i].thread, NULL);
 	for (unsigned i = 0; i < rt->nworkers; i++)
-		weft__ring_exit(&rt->workers[i].ring);
+		weft__driver_exit(&rt->workers[i].driver);
 	drain_queues(rt);
 	rt->shut_down = true;
 	pthread_mutex_unlock(&rt->shutdown_lock);
@@ -314,10 +310,17 @@ WEFT_API int weft_runtime_metrics_get(const weft_runtime *rt,
 		SUM(injector_pops);
 		SUM(overflows);
 		SUM(parks);
-		SUM(unparks_sent);
-		SUM(ops_submitted);
-		SUM(ops_completed);
-		SUM(remote_cancels);
+	}
+#undef SUM
+#define SUM(field, dfield) \
+	m->field += atomic_load_explicit(&w->driver.m.dfield, \
+					 memory_order_relaxed)
+	for (unsigned i = 0; i < rt->nworkers; i++) {
+		struct weft__worker *w = &rt->workers[i];
+		SUM(unparks_sent, unparks);
+		SUM(ops_submitted, ops_submitted);
+		SUM(ops_completed, ops_completed);
+		SUM(remote_cancels, remote_cancels);
 	}
 #undef SUM
 	return 0;

@@ -12,21 +12,20 @@
 #include <weft/runtime.h>
 
 #include "internal.h"
-#include "io/inbox.h"
-#include "io/ring.h"
+#include "io/driver.h"
 #include "sched/deque.h"
 #include "sched/idle.h"
 #include "sched/injector.h"
+#include "task/hooks.h"
 #include "task/owned.h"
 
 struct weft__task;
 
 /* Per-worker counters: written by the owner with relaxed atomics, summed on
- * read by weft_runtime_metrics_get. */
+ * read by weft_runtime_metrics_get (the io counters live in the driver). */
 struct weft__worker_metrics {
 	_Atomic uint64_t spawned, polls, lifo_polls, steals, injector_pops,
-		overflows, parks, unparks_sent, ops_submitted, ops_completed,
-		remote_cancels;
+		overflows, parks;
 };
 
 #define WEFT__METRIC_INC(w, field) \
@@ -38,9 +37,6 @@ struct weft__worker_metrics {
 		atomic_load_explicit(&(w)->m.field, memory_order_relaxed) + (n), \
 		memory_order_relaxed)
 
-/* park_state values; see idle.c */
-enum { WEFT__RUNNING = 0, WEFT__PARKED = 1, WEFT__NOTIFIED = 2 };
-
 struct weft__worker {
 	/* Owner-only hot data. */
 	struct weft_runtime *rt;
@@ -49,12 +45,10 @@ struct weft__worker {
 	uint64_t rng;
 	struct weft__task *lifo;
 	bool searching;
-	struct weft__ring ring;
 
 	/* Shared with other threads. */
-	struct weft__deque dq;
-	struct weft__inbox inbox weft__cacheline_aligned; /* ops to cancel */
-	_Atomic int park_state weft__cacheline_aligned;
+	struct weft__driver driver; /* ring, inbox, park state, io counters */
+	struct weft__deque dq weft__cacheline_aligned;
 	bool in_sleepers; /* under rt->idle.lock */
 	pthread_t thread;
 	struct weft__worker_metrics m weft__cacheline_aligned;
@@ -70,7 +64,6 @@ struct weft_runtime {
 	struct weft__injector injector;
 	struct weft__idle idle;
 	struct weft__owned owned;
-	_Atomic uint64_t next_task_id;
 	_Atomic uint64_t spawned_remote; /* spawns from non-worker threads */
 	_Atomic bool shutdown;   /* workers exit once the owned list is empty */
 	bool shut_down;          /* weft_runtime_shutdown completed */
@@ -93,18 +86,14 @@ struct weft__worker *weft__worker_current(void);
 /* Queue a new task: local deque on a worker of @rt, else the injector. */
 void weft__sched_spawn(struct weft_runtime *rt, struct weft__task *t);
 
-/* Queue a woken task: LIFO slot on a worker of its runtime, else the
- * injector. Consumes the queue reference the wake took. Any thread. */
-void weft__sched_schedule(struct weft__task *t);
+/* The task hooks (weft__sched_schedule, _yield, _release, _owned) are
+ * declared in task/hooks.h. */
 
-/* Re-queue the task being polled at the back of the local queue. */
-void weft__sched_yield(struct weft__task *t);
-
-/* The owned list became empty: let parked workers check for exit. */
-void weft__sched_owned_empty(struct weft_runtime *rt);
-
-/* Wake worker @w if it is parked (idle.c). Any thread. */
-void weft__worker_unpark(struct weft__worker *w);
+/* Wake worker @w if it is parked. Any thread. */
+static inline void weft__worker_unpark(struct weft__worker *w)
+{
+	weft__driver_unpark(&w->driver);
+}
 
 /* Worker thread entry (worker.c). */
 void *weft__worker_main(void *arg);

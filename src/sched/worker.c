@@ -6,7 +6,7 @@
  *     task = LIFO slot, else (every 61st tick: injector first) own deque,
  *            else a batch from the injector
  *     run it, then up to 3 tasks it woke through the LIFO slot
- *     every 61 ticks, and whenever the queue runs dry: drive the ring
+ *     every 61 ticks, and whenever the queue runs dry: turn the driver
  *            (forward cancels from the inbox, submit SQEs, reap CQEs)
  *     queue dry: search (steal half of a random victim's deque, or take
  *            from the injector) for a few rounds
@@ -20,7 +20,6 @@
 #include <signal.h>
 #include <stdlib.h>
 
-#include "io/op.h"
 #include "sched/runtime.h"
 #include "task/task.h"
 
@@ -133,7 +132,12 @@ void weft__sched_yield(struct weft__task *t)
 	push_local(w, t);
 }
 
-void weft__sched_owned_empty(struct weft_runtime *rt)
+struct weft__owned *weft__sched_owned(struct weft_runtime *rt)
+{
+	return &rt->owned;
+}
+
+void weft__sched_release(struct weft_runtime *rt)
 {
 	if (atomic_load_explicit(&rt->shutdown, memory_order_seq_cst))
 		weft__idle_unpark_all(rt);
@@ -256,7 +260,7 @@ static struct weft__task *search(struct weft__worker *w)
 		struct weft__task *t = steal(w);
 		if (t)
 			return t; /* run_task stops the search */
-		if (weft__op_drive(w) && has_local_work(w)) {
+		if (weft__driver_turn(&w->driver) && has_local_work(w)) {
 			weft__idle_stop_search(rt, w);
 			return NULL;
 		}
@@ -269,7 +273,7 @@ static bool work_anywhere(struct weft__worker *w)
 	struct weft_runtime *rt = w->rt;
 
 	if (has_local_work(w) || !weft__injector_is_empty(&rt->injector) ||
-	    !weft__inbox_empty(w))
+	    weft__driver_has_inbox(&w->driver))
 		return true;
 	for (unsigned i = 0; i < rt->nworkers; i++)
 		if (weft__deque_len(&rt->workers[i].dq))
@@ -282,41 +286,30 @@ static bool exit_ready(struct weft__worker *w)
 	struct weft_runtime *rt = w->rt;
 
 	return atomic_load_explicit(&rt->shutdown, memory_order_seq_cst) &&
-	       weft__owned_count(&rt->owned) == 0 && w->ring.inflight == 0 &&
-	       weft__inbox_empty(w);
+	       weft__owned_count(&rt->owned) == 0 &&
+	       weft__driver_is_idle(&w->driver);
 }
 
 static void park(struct weft__worker *w)
 {
 	struct weft_runtime *rt = w->rt;
-	int expected = WEFT__RUNNING;
 
-	/* A NOTIFIED state means an unpark came while we ran: consume it and
-	 * look again instead of sleeping. */
-	if (!atomic_compare_exchange_strong_explicit(
-		    &w->park_state, &expected, WEFT__PARKED,
-		    memory_order_seq_cst, memory_order_seq_cst)) {
-		atomic_store_explicit(&w->park_state, WEFT__RUNNING,
-				      memory_order_relaxed);
+	/* An unpark that came while we ran: look again instead of sleeping
+	 * (the driver's park protocol, io/driver.h). */
+	if (!weft__driver_park_begin(&w->driver))
 		return;
-	}
 	weft__idle_register(rt, w);
 	/* Pairs with the fence in weft__idle_notify (see idle.h): after it,
 	 * any push we do not see below saw us in the idle count. */
 	atomic_thread_fence(memory_order_seq_cst);
 	if (work_anywhere(w) || exit_ready(w)) {
-		atomic_store_explicit(&w->park_state, WEFT__RUNNING,
-				      memory_order_seq_cst);
+		weft__driver_park_abort(&w->driver);
 		weft__idle_unregister(rt, w);
 		return;
 	}
 	WEFT__METRIC_INC(w, parks);
-	weft__ring_arm_eventfd(&w->ring);
-	weft__ring_wait(&w->ring);
-	atomic_store_explicit(&w->park_state, WEFT__RUNNING,
-			      memory_order_seq_cst);
+	weft__driver_park(&w->driver, UINT64_MAX);
 	weft__idle_unregister(rt, w);
-	weft__op_reap(w);
 }
 
 /*
@@ -327,7 +320,7 @@ static void park(struct weft__worker *w)
  */
 static void maintenance(struct weft__worker *w)
 {
-	weft__op_drive(w);
+	weft__driver_turn(&w->driver);
 	if (!w->searching && weft__deque_len(&w->dq))
 		weft__idle_notify(w->rt);
 }
@@ -343,7 +336,7 @@ static void run(struct weft__worker *w)
 				maintenance(w);
 			continue;
 		}
-		weft__op_drive(w);
+		weft__driver_turn(&w->driver);
 		if (has_local_work(w))
 			continue;
 		t = search(w);
@@ -374,7 +367,7 @@ void *weft__worker_main(void *arg)
 
 	tls_worker = w;
 	/* SINGLE_ISSUER binds the ring to the thread that creates it. */
-	err = weft__ring_init(&w->ring, rt->ring_entries, rt->flags, &mode);
+	err = weft__driver_init(&w->driver, rt->ring_entries, rt->flags, &mode);
 
 	pthread_mutex_lock(&rt->start_lock);
 	if (err && !rt->start_err)
@@ -390,6 +383,7 @@ void *weft__worker_main(void *arg)
 
 	if (go > 0)
 		run(w);
+	weft__driver_leave(&w->driver);
 	tls_worker = NULL;
 	return NULL;
 }

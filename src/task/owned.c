@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "sched/runtime.h"
+#include "task/hooks.h"
 #include "task/owned.h"
 #include "task/task.h"
 
@@ -20,6 +20,7 @@ int weft__owned_init(struct weft__owned *o, unsigned min_shards)
 		weft__spin_init(&o->shards[i].lock);
 	o->mask = n - 1;
 	atomic_init(&o->count, 0);
+	atomic_init(&o->next_id, 1);
 	return 0;
 }
 
@@ -39,6 +40,8 @@ static struct weft__owned_shard *shard_of(struct weft__owned *o,
 
 int weft__owned_insert(struct weft__owned *o, struct weft__task *t)
 {
+	t->id = atomic_fetch_add_explicit(&o->next_id, 1, memory_order_relaxed);
+
 	struct weft__owned_shard *s = shard_of(o, t);
 
 	weft__spin_lock(&s->lock);

@@ -34,12 +34,13 @@ struct weft__owned {
 	struct weft__owned_shard *shards;
 	unsigned mask;
 	_Atomic size_t count;
+	_Atomic uint64_t next_id; /* task ids, from 1 */
 };
 
 int weft__owned_init(struct weft__owned *o, unsigned min_shards);
 void weft__owned_destroy(struct weft__owned *o);
 
-/* 0, or -ESHUTDOWN once closed. */
+/* Give @t its id and insert it: 0, or -ESHUTDOWN once closed. */
 int weft__owned_insert(struct weft__owned *o, struct weft__task *t);
 
 /* Remove @t; true if the list is now empty (after a close, or not). */

@@ -7,9 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <weft/task.h>
-
-#include "sched/runtime.h"
+#include "task/hooks.h"
 #include "task/owned.h"
 #include "task/task.h"
 
@@ -64,14 +62,12 @@ int weft__task_new(struct weft_runtime *rt, const weft_future_desc *desc,
 	t->owned_prev = t->owned_next = NULL;
 	t->output_state = WEFT__OUTPUT_NONE;
 	t->join_waker = WEFT_WAKER_EMPTY;
-	t->id = atomic_fetch_add_explicit(&rt->next_task_id, 1,
-					  memory_order_relaxed);
 	if (init)
 		memcpy(weft__task_future(t), init, desc->size);
 	else
 		memset(weft__task_future(t), 0, desc->size);
 
-	int err = weft__owned_insert(&rt->owned, t);
+	int err = weft__owned_insert(weft__sched_owned(rt), t);
 	if (err) {
 		free(t);
 		return err;
@@ -104,8 +100,8 @@ static void task_complete(struct weft__task *t)
 			weft_waker_drop(&t->join_waker);
 	}
 
-	if (weft__owned_remove(&t->rt->owned, t))
-		weft__sched_owned_empty(t->rt);
+	if (weft__owned_remove(weft__sched_owned(t->rt), t))
+		weft__sched_release(t->rt);
 	if (weft__state_ref_dec(&t->state, 2))
 		task_dealloc(t);
 }
@@ -164,23 +160,4 @@ void weft__task_cancel(struct weft__task *t)
 {
 	if (weft__state_cancel(&t->state) == WEFT__WAKE_SUBMIT)
 		weft__sched_schedule(t);
-}
-
-WEFT_API int weft_spawn(weft_runtime *rt, const weft_future_desc *desc,
-			const void *init, weft_join **join)
-{
-	struct weft__task *t;
-
-	if (!rt) {
-		rt = weft_runtime_current();
-		if (!rt)
-			return -EINVAL;
-	}
-	int err = weft__task_new(rt, desc, init, join != NULL, &t);
-	if (err)
-		return err;
-	if (join)
-		*join = (weft_join *)t;
-	weft__sched_spawn(rt, t);
-	return 0;
 }

@@ -21,7 +21,7 @@
 #include <weft/core.h>
 #include <weft/runtime.h>
 
-#include "sched/injector.h"
+#include "internal.h"
 #include "task/state.h"
 
 #define WEFT__TASK_ALIGN 16
@@ -61,9 +61,9 @@ static inline struct weft__task *weft__task_from_qnode(struct weft__qnode *n)
 }
 
 /*
- * Allocate and register a task in @rt (state NOTIFIED, refs: owned list,
- * queue entry, join handle if @want_join) without scheduling it.
- * Returns 0 or -EINVAL / -ENOMEM / -ESHUTDOWN.
+ * Allocate and register a task of @rt in @rt's owned list (state NOTIFIED,
+ * refs: owned list, queue entry, join handle if @want_join) without
+ * scheduling it. Returns 0 or -EINVAL / -ENOMEM / -ESHUTDOWN.
  */
 int weft__task_new(struct weft_runtime *rt, const weft_future_desc *desc,
 		   const void *init, bool want_join, struct weft__task **out);

@@ -5,7 +5,7 @@
  */
 #include <weft/core.h>
 
-#include "sched/runtime.h"
+#include "task/hooks.h"
 #include "task/task.h"
 
 WEFT_API void weft_cx_init(weft_cx *cx, const weft_waker *waker)

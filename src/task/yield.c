@@ -12,3 +12,15 @@ WEFT_API weft_poll weft_yield_poll(weft_yield *y, weft_cx *cx)
 	weft_waker_wake_by_ref(cx->waker);
 	return WEFT_PENDING;
 }
+
+static weft_poll yield_desc_poll(void *self, weft_cx *cx, void *out)
+{
+	(void)out;
+	return weft_yield_poll(self, cx);
+}
+
+WEFT_API const weft_future_desc weft_yield_desc = {
+	.poll = yield_desc_poll,
+	.size = sizeof(weft_yield),
+	.output_size = 0,
+};

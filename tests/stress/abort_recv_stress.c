@@ -104,7 +104,7 @@ static weft_poll receiver_poll(void *self, weft_cx *cx, void *out)
 	for (;;) {
 		if (!s->armed) {
 			weft_io_drop(&s->io);
-			weft_recv_init(&s->io, s->fd, s->buf, sizeof(s->buf),
+			weft_io_prep_recv(&s->io, s->fd, s->buf, sizeof(s->buf),
 				       0);
 			s->armed = 1;
 		}
@@ -154,9 +154,9 @@ static weft_poll acceptor_poll(void *self, weft_cx *cx, void *out)
 		if (!s->armed) {
 			weft_io_drop(&s->io);
 			if (s->step == 0)
-				weft_accept_init(&s->io, s->lfd);
+				weft_io_prep_accept(&s->io, s->lfd);
 			else
-				weft_recv_init(&s->io, s->fd, s->buf,
+				weft_io_prep_recv(&s->io, s->fd, s->buf,
 					       sizeof(s->buf), 0);
 			s->armed = 1;
 		}

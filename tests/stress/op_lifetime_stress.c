@@ -38,7 +38,7 @@ static weft_poll recv_poll(void *self, weft_cx *cx, void *out)
 
 	for (;;) {
 		if (t->step == 0) {
-			weft_recv_init(&t->io, t->fd, t->buf, sizeof(t->buf), 0);
+			weft_io_prep_recv(&t->io, t->fd, t->buf, sizeof(t->buf), 0);
 			t->step = 1;
 		}
 		if (weft_io_poll(&t->io, cx, &r) == WEFT_PENDING) {

@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The io driver: one per worker, below the scheduler. It owns a ring, the
+ * inbox through which other threads hand it op cancels, the park state and
+ * the io counters. The worker that owns it calls down into it:
+ *
+ *   turn        drain the inbox, submit prepared SQEs, reap CQEs; never
+ *               blocks (under DEFER_TASKRUN this is also when the kernel
+ *               runs completion work);
+ *   park        sleep inside io_uring_enter until a CQE arrives (an op, an
+ *               unpark from another thread) or the timeout passes;
+ *   unpark      any thread: wake the owner if it is parked.
+ *
+ * The driver never names a worker or a task: an op reaches its task only
+ * through the waker it holds (op.h), and the scheduler decides what a wake
+ * means.
+ *
+ * Park protocol (park_state: RUNNING, PARKED, NOTIFIED):
+ *   owner:   park_begin  CAS RUNNING -> PARKED; a NOTIFIED state means an
+ *                        unpark came while it ran: it is consumed and
+ *                        park_begin fails (look for work again);
+ *            the caller then re-checks its queues (see sched/idle.h), and
+ *            either park_abort()s or park()s, both of which end RUNNING.
+ *   unpark:  exchange NOTIFIED; only an exchange that saw PARKED sends a
+ *            signal (MSG_RING from a thread that owns a driver, else the
+ *            eventfd armed in the ring), so there is at most one signal per
+ *            park.
+ *
+ * Thread-safety: unpark, remote cancels (op.c) and the counters are for any
+ * thread; everything else is the owner's alone.
+ */
+#ifndef WEFT_IO_DRIVER_H
+#define WEFT_IO_DRIVER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "internal.h"
+#include "io/inbox.h"
+#include "io/ring.h"
+
+/* park_state values */
+enum { WEFT__DRV_RUNNING = 0, WEFT__DRV_PARKED = 1, WEFT__DRV_NOTIFIED = 2 };
+
+/* Counters: relaxed atomics, summed on read (weft_runtime_metrics_get). */
+struct weft__driver_metrics {
+	_Atomic uint64_t ops_submitted;  /* owner */
+	_Atomic uint64_t ops_completed;  /* owner */
+	_Atomic uint64_t remote_cancels; /* any thread: cancels pushed here */
+	_Atomic uint64_t unparks;        /* any thread: signals sent here */
+};
+
+struct weft__driver {
+	struct weft__ring ring; /* owner only */
+
+	/* Shared with other threads. */
+	struct weft__inbox inbox weft__cacheline_aligned; /* ops to cancel */
+	_Atomic int park_state weft__cacheline_aligned;
+	struct weft__driver_metrics m weft__cacheline_aligned;
+};
+
+/* Relaxed increment of an owner-only counter (no RMW needed). */
+#define WEFT__DRV_INC(d, field) \
+	atomic_store_explicit(&(d)->m.field, \
+		atomic_load_explicit(&(d)->m.field, memory_order_relaxed) + 1, \
+		memory_order_relaxed)
+
+/* Before init: the parts other threads may look at. Any thread. */
+void weft__driver_prepare(struct weft__driver *d);
+
+/*
+ * Set up the ring on the calling thread, which becomes the owner
+ * (SINGLE_ISSUER binds the ring to it), and make it this thread's current
+ * driver. @flags: WEFT_RT_* ring flags. 0 or a negative errno.
+ */
+int weft__driver_init(struct weft__driver *d, unsigned entries,
+		      unsigned flags, unsigned *mode_out);
+
+/* Owner: stop being the current driver (the thread is leaving). */
+void weft__driver_leave(struct weft__driver *d);
+
+/* Any thread, once the owner has left: tear the ring down. */
+void weft__driver_exit(struct weft__driver *d);
+
+/* The driver owned by the calling thread, or NULL. */
+struct weft__driver *weft__driver_current(void);
+
+/* Owner: forward cancels, submit, reap. True if any CQE was handled. */
+bool weft__driver_turn(struct weft__driver *d);
+
+/* Owner: handle the CQEs already posted, without a syscall. */
+unsigned weft__driver_reap(struct weft__driver *d);
+
+/* Owner: begin parking (see the protocol above). False: an unpark was
+ * pending and has been consumed; do not sleep. */
+bool weft__driver_park_begin(struct weft__driver *d);
+
+/* Owner, after park_begin: decided not to sleep after all. */
+void weft__driver_park_abort(struct weft__driver *d);
+
+/*
+ * Owner, after park_begin: sleep until a CQE arrives or @timeout_ns passes
+ * (UINT64_MAX: no timeout), then reap. Returns RUNNING. EINTR returns too:
+ * the caller re-checks its queues before parking again.
+ */
+void weft__driver_park(struct weft__driver *d, uint64_t timeout_ns);
+
+/* Any thread: wake @d's owner if it is parked (at most one signal per
+ * park). A no-op on the calling thread's own driver. */
+void weft__driver_unpark(struct weft__driver *d);
+
+/* Owner: nothing in flight and no cancel waiting in the inbox. */
+bool weft__driver_is_idle(struct weft__driver *d);
+
+/* Any thread: cancels are waiting in the inbox. */
+static inline bool weft__driver_has_inbox(struct weft__driver *d)
+{
+	return !weft__inbox_is_empty(&d->inbox);
+}
+
+#endif /* WEFT_IO_DRIVER_H */

@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * weft_send_all and weft_recv_exact: loops of send/recv ops until a whole
+ * buffer has moved (Tokio's write_all and read_exact).
+ */
+#include <errno.h>
+
+#include <weft/net.h>
+
+static weft_poll finish(int64_t *res, int64_t v)
+{
+	if (res)
+		*res = v;
+	return WEFT_READY;
+}
+
+/*
+ * Drive @io until *@done reaches @len: prepare the next send or recv
+ * whenever no op is in flight, poll it, count what moved. An op that moves
+ * 0 bytes of a non-empty rest means the peer is gone: -EPIPE.
+ */
+static weft_poll xfer_poll(weft_io *io, bool send, int fd, int flags,
+			   unsigned char *buf, size_t len, size_t *done,
+			   weft_cx *cx, int64_t *res)
+{
+	int64_t r;
+
+	while (*done < len) {
+		if (!io->_op) {
+			int e = send ? weft_io_prep_send(io, fd, buf + *done,
+							 len - *done, flags)
+				     : weft_io_prep_recv(io, fd, buf + *done,
+							 len - *done, flags);
+			if (e)
+				return finish(res, e);
+		}
+		if (weft_io_poll(io, cx, &r) == WEFT_PENDING)
+			return WEFT_PENDING;
+		if (r < 0)
+			return finish(res, r);
+		if (r == 0)
+			return finish(res, -EPIPE);
+		*done += (size_t)r;
+	}
+	return finish(res, (int64_t)len);
+}
+
+WEFT_API int weft_send_all_init(weft_send_all *f, int fd, const void *buf,
+				size_t len, int flags)
+{
+	if (!f)
+		return -EINVAL;
+	weft_send_all_drop(f);
+	*f = (weft_send_all){ ._buf = buf, ._len = len, ._fd = fd,
+			      ._flags = flags };
+	if (!buf && len)
+		f->_err = -EINVAL; /* reported by the poll too */
+	return f->_err;
+}
+
+WEFT_API weft_poll weft_send_all_poll(weft_send_all *f, weft_cx *cx,
+				      int64_t *res)
+{
+	if (!f || f->_err)
+		return finish(res, f ? f->_err : -EINVAL);
+	return xfer_poll(&f->_io, true, f->_fd, f->_flags,
+			 (unsigned char *)f->_buf, f->_len, &f->_done, cx, res);
+}
+
+WEFT_API size_t weft_send_all_done(const weft_send_all *f)
+{
+	return f ? f->_done : 0;
+}
+
+WEFT_API void weft_send_all_drop(weft_send_all *f)
+{
+	if (f)
+		weft_io_drop(&f->_io);
+}
+
+WEFT_API int weft_recv_exact_init(weft_recv_exact *f, int fd, void *buf,
+				  size_t len, int flags)
+{
+	if (!f)
+		return -EINVAL;
+	weft_recv_exact_drop(f);
+	*f = (weft_recv_exact){ ._buf = buf, ._len = len, ._fd = fd,
+				._flags = flags };
+	if (!buf && len)
+		f->_err = -EINVAL; /* reported by the poll too */
+	return f->_err;
+}
+
+WEFT_API weft_poll weft_recv_exact_poll(weft_recv_exact *f, weft_cx *cx,
+					int64_t *res)
+{
+	if (!f || f->_err)
+		return finish(res, f ? f->_err : -EINVAL);
+	return xfer_poll(&f->_io, false, f->_fd, f->_flags, f->_buf, f->_len,
+			 &f->_done, cx, res);
+}
+
+WEFT_API size_t weft_recv_exact_done(const weft_recv_exact *f)
+{
+	return f ? f->_done : 0;
+}
+
+WEFT_API void weft_recv_exact_drop(weft_recv_exact *f)
+{
+	if (f)
+		weft_io_drop(&f->_io);
+}
+
+static weft_poll send_all_desc_poll(void *self, weft_cx *cx, void *out)
+{
+	return weft_send_all_poll(self, cx, out);
+}
+
+static void send_all_desc_drop(void *self)
+{
+	weft_send_all_drop(self);
+}
+
+static weft_poll recv_exact_desc_poll(void *self, weft_cx *cx, void *out)
+{
+	return weft_recv_exact_poll(self, cx, out);
+}
+
+static void recv_exact_desc_drop(void *self)
+{
+	weft_recv_exact_drop(self);
+}
+
+WEFT_API const weft_future_desc weft_send_all_desc = {
+	.poll = send_all_desc_poll,
+	.drop = send_all_desc_drop,
+	.size = sizeof(weft_send_all),
+	.output_size = sizeof(int64_t),
+};
+
+WEFT_API const weft_future_desc weft_recv_exact_desc = {
+	.poll = recv_exact_desc_poll,
+	.drop = recv_exact_desc_drop,
+	.size = sizeof(weft_recv_exact),
+	.output_size = sizeof(int64_t),
+};

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the task layer needs from the scheduler above it, declared here (the
+ * task layer owns this header) and implemented in src/sched/. The task
+ * layer includes no scheduler or io header: this is the inversion that
+ * keeps the layers calling down only.
+ */
+#ifndef WEFT_TASK_HOOKS_H
+#define WEFT_TASK_HOOKS_H
+
+struct weft_runtime;
+struct weft__owned;
+struct weft__task;
+
+/*
+ * Queue @t, woken from any thread, consuming the queue reference the wake
+ * took (state.h): the LIFO slot on a worker of its runtime, else the
+ * injector and an unpark.
+ */
+void weft__sched_schedule(struct weft__task *t);
+
+/* Re-queue @t, woken during its own poll, behind the other runnable tasks
+ * of the polling worker. Worker threads only. */
+void weft__sched_yield(struct weft__task *t);
+
+/* @rt's owned-task list became empty (shutdown may be waiting for it). */
+void weft__sched_release(struct weft_runtime *rt);
+
+/* @rt's owned-task list. */
+struct weft__owned *weft__sched_owned(struct weft_runtime *rt);
+
+#endif /* WEFT_TASK_HOOKS_H */
