@@ -10,10 +10,10 @@
  * runtime copies the struct into a task and calls poll on a worker thread
  * whenever the task is woken. Poll either finishes (WEFT_READY) or returns
  * WEFT_PENDING after something has promised to wake the task: here that is
- * always a nested future, a weft_io op (accept, recv, send, close) that
- * io_uring completes. So each future below is a state machine: a `step`
- * field says where it is, and poll runs a loop that advances it until an
- * op is not done yet.
+ * always a nested future: a weft_io op (accept, recv, close) or a
+ * weft_send_all (which loops over partial sends) that io_uring completes.
+ * So each future below is a state machine: a `step` field says where it
+ * is, and poll runs a loop that advances it until an op is not done yet.
  *
  *  - main blocks SIGINT and SIGTERM (before the runtime exists, so that
  *    worker threads inherit the mask and never take them), opens the
@@ -21,8 +21,8 @@
  *  - The accept task loops on a weft_io_prep_accept() op and spawns one
  *    detached connection task per accepted fd.
  *  - A connection task loops: recv into the 16 KiB buffer that lives inside
- *    its own state, send all of it back (a send may be partial), and at EOF
- *    or on an error close the fd and finish.
+ *    its own state, send all of it back with weft_send_all, and at EOF or on
+ *    an error close the fd and finish.
  *  - main waits in sigwait(); on a signal, weft_runtime_shutdown() cancels
  *    every task (each future's drop function runs: it drops the op in
  *    flight and closes the fd the task owns) and joins the workers.
@@ -57,21 +57,13 @@ static atomic_ulong served;
 
 /* ------------------------------------------------------- connection */
 
-enum conn_step {
-	CONN_RECV,    /* start a recv into buf */
-	CONN_RECVING, /* a recv is in flight */
-	CONN_SEND,    /* start a send of buf[off..len) */
-	CONN_SENDING, /* a send is in flight */
-	CONN_CLOSE,   /* start the close */
-	CONN_CLOSING, /* the close is in flight */
-};
+enum conn_step { CONN_RECV, CONN_RECVING, CONN_SEND, CONN_CLOSE };
 
 struct conn {
 	int fd;             /* owned; -1 once handed to the close op */
 	enum conn_step step;
-	size_t len;         /* bytes in buf */
-	size_t off;         /* bytes of buf sent back so far */
-	weft_io io;         /* the op in flight, if any */
+	weft_io io;         /* the recv or close in flight, if any */
+	weft_send_all send; /* sends everything received, however split */
 	unsigned char buf[BUF_SIZE];
 };
 
@@ -85,45 +77,29 @@ static weft_poll conn_poll(void *self, weft_cx *cx, void *out)
 		switch (c->step) {
 		case CONN_RECV:
 			weft_io_prep_recv(&c->io, c->fd, c->buf, sizeof(c->buf),
-				       0);
+					  0);
 			c->step = CONN_RECVING;
 			/* fall through */
 		case CONN_RECVING:
 			if (weft_io_poll(&c->io, cx, &res) == WEFT_PENDING)
 				return WEFT_PENDING;
-			/* A finished op is released before its reuse. */
-			weft_io_drop(&c->io);
 			if (res <= 0) { /* 0: the peer is done; < 0: error */
 				c->step = CONN_CLOSE;
 				break;
 			}
-			c->len = (size_t)res;
-			c->off = 0;
+			weft_send_all_init(&c->send, c->fd, c->buf, (size_t)res, 0);
 			c->step = CONN_SEND;
-			break;
-		case CONN_SEND:
-			weft_io_prep_send(&c->io, c->fd, c->buf + c->off,
-				       c->len - c->off, 0);
-			c->step = CONN_SENDING;
 			/* fall through */
-		case CONN_SENDING:
-			if (weft_io_poll(&c->io, cx, &res) == WEFT_PENDING)
+		case CONN_SEND:
+			if (weft_send_all_poll(&c->send, cx, &res) == WEFT_PENDING)
 				return WEFT_PENDING;
-			weft_io_drop(&c->io);
-			if (res <= 0) {
-				c->step = CONN_CLOSE;
-				break;
-			}
-			c->off += (size_t)res;
-			c->step = c->off < c->len ? CONN_SEND : CONN_RECV;
+			c->step = res < 0 ? CONN_CLOSE : CONN_RECV;
 			break;
 		case CONN_CLOSE:
-			weft_io_prep_close(&c->io, c->fd);
-			/* The op owns the fd now; drop must not close it. */
-			c->fd = -1;
-			c->step = CONN_CLOSING;
-			/* fall through */
-		case CONN_CLOSING:
+			if (c->fd >= 0) {
+				weft_io_prep_close(&c->io, c->fd);
+				c->fd = -1; /* the op owns it now: drop must not close it */
+			}
 			if (weft_io_poll(&c->io, cx, &res) == WEFT_PENDING)
 				return WEFT_PENDING;
 			return WEFT_READY;
@@ -136,7 +112,8 @@ static void conn_drop(void *self)
 {
 	struct conn *c = self;
 
-	weft_io_drop(&c->io); /* cancels a recv or send in flight */
+	weft_io_drop(&c->io); /* cancels a recv in flight */
+	weft_send_all_drop(&c->send);
 	if (c->fd >= 0)
 		close(c->fd);
 }
@@ -165,8 +142,9 @@ static void conn_spawn(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c.fd = fd;
 	c.step = CONN_RECV;
-	c.len = c.off = 0;
+	/* weft_io and weft_send_all start zeroed (weft/io.h, Preparing). */
 	memset(&c.io, 0, sizeof(c.io));
+	memset(&c.send, 0, sizeof(c.send));
 	err = weft_spawn(NULL, &conn_desc, &c, NULL);
 	if (err) {
 		fprintf(stderr, "echo-server: spawn: %s\n", weft_strerror(err));
@@ -205,7 +183,6 @@ static weft_poll acceptor_poll(void *self, weft_cx *cx, void *out)
 		case ACCEPTING:
 			if (weft_io_poll(&a->io, cx, &res) == WEFT_PENDING)
 				return WEFT_PENDING;
-			weft_io_drop(&a->io);
 			if (res == -ECONNABORTED) { /* that client is gone */
 				a->step = ACCEPT;
 				break;
@@ -230,7 +207,6 @@ static weft_poll acceptor_poll(void *self, weft_cx *cx, void *out)
 		case BACKING_OFF:
 			if (weft_io_poll(&a->io, cx, &res) == WEFT_PENDING)
 				return WEFT_PENDING;
-			weft_io_drop(&a->io);
 			a->step = ACCEPT;
 			break;
 		}
