@@ -28,8 +28,9 @@ WEFT_API int weft_oneshot_new(size_t value_size, weft_oneshot_tx **tx,
  * and release the sender.
  * Returns 0, or -EPIPE if the receiver was dropped: nothing was sent, the
  * caller still owns whatever @value refers to, and the sender is released
- * all the same. -EINVAL for a NULL @tx. Thread-safe, callable from any
- * thread (a worker or not).
+ * all the same. -EINVAL for a NULL @tx, or a NULL @value when value_size
+ * is not 0: then nothing happened and @tx is still the caller's, to send
+ * again or drop. Thread-safe, callable from any thread (a worker or not).
  */
 WEFT_API int weft_oneshot_send(weft_oneshot_tx *tx, const void *value);
 

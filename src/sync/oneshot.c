@@ -81,11 +81,14 @@ static int tx_close(struct oneshot *c, const void *value)
 WEFT_API int weft_oneshot_send(weft_oneshot_tx *tx, const void *value)
 {
 	static const unsigned char none;
+	struct oneshot *c = (struct oneshot *)tx;
 
-	if (!tx)
+	/* Refuse before touching the channel: the sender stays the caller's
+	 * to send again or drop. c->size is immutable. */
+	if (!c || (!value && c->size))
 		return -EINVAL;
 	/* A zero-size value may be sent with value == NULL. */
-	return tx_close((struct oneshot *)tx, value ? value : &none);
+	return tx_close(c, value ? value : &none);
 }
 
 WEFT_API void weft_oneshot_tx_drop(weft_oneshot_tx *tx)
