@@ -64,6 +64,12 @@ WEFT_API weft_poll weft_join_poll(weft_join *join, weft_cx *cx, int *status,
  * Drop the join handle. A running task is detached: it runs to completion
  * and its output is dropped. @join is invalid afterwards; NULL is accepted.
  * Not concurrently with a poll of the same handle.
+ *
+ * Dropping a handle twice is a bug in the caller. While the task has not
+ * finished, the second drop does nothing and is reported through
+ * weft_runtime_config.log at WEFT_LOG_ERROR. Once the task has finished
+ * it may already be freed, and a second drop is a use-after-free the
+ * library cannot detect.
  */
 WEFT_API void weft_join_drop(weft_join *join);
 

@@ -83,6 +83,14 @@ WEFT_API void weft_join_drop(weft_join *join)
 	if (!t)
 		return;
 	uint64_t prev = weft__state_drop_join_interest(&t->state);
+	if (!(prev & WEFT__ST_JOIN_INTEREST)) {
+		/* Still alive, so readable; the handle's reference is gone
+		 * already and must not be dropped again. */
+		weft__log(t->rt, WEFT_LOG_ERROR,
+			  "weft_join_drop: join handle %p was already dropped; "
+			  "ignored", (void *)join);
+		return;
+	}
 	if (prev & WEFT__ST_COMPLETE) {
 		if (t->output_state == WEFT__OUTPUT_PRESENT &&
 		    t->desc->drop_output)
