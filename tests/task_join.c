@@ -946,6 +946,22 @@ static void expect_logged(const char *fn)
 }
 
 /*
+ * Spawn a wt_forever task, wait for its first poll and drop its handle
+ * once. The task stays alive (the owned list holds it) until shutdown, so
+ * the stale handle may still be passed to the library.
+ */
+static weft_join *spawn_forever_and_drop(weft_runtime *rt,
+					 struct wt_counters *c)
+{
+	struct wt_forever f = { c };
+	weft_join *j;
+	wt_spawn(rt, &wt_forever_desc, &f, &j);
+	wait_polled(c);
+	weft_join_drop(j);
+	return j;
+}
+
+/*
  * A second weft_join_drop while the task is alive (the owned list holds it)
  * is the caller's mistake: it is logged and changes nothing, instead of
  * aborting on an internal assertion.
@@ -954,14 +970,26 @@ WT_RT_TEST(join, double_drop_is_logged_not_fatal)
 {
 	weft_runtime *rt = rt_new_capturing(cfg);
 	struct wt_counters c = { 0 };
-	struct wt_forever f = { &c };
-	weft_join *j;
-	wt_spawn(rt, &wt_forever_desc, &f, &j);
-	wait_polled(&c);
-	weft_join_drop(j);
+	weft_join *j = spawn_forever_and_drop(rt, &c);
 	weft_join_drop(j);
 	expect_logged("weft_join_drop");
 	cr_expect(!weft_join_is_finished(j));
 	wt_rt_free(rt);
 	cr_expect_eq(atomic_load(&c.drops), 1);
+}
+
+/* Polling a dropped handle of a live task: logged, READY with -EINVAL. */
+WT_RT_TEST(join, poll_after_drop_is_logged_einval)
+{
+	weft_runtime *rt = rt_new_capturing(cfg);
+	struct wt_counters c = { 0 };
+	weft_join *j = spawn_forever_and_drop(rt, &c);
+	weft_waker noop = weft_waker_noop();
+	weft_cx cx;
+	weft_cx_init(&cx, &noop);
+	int st = 1;
+	cr_expect_eq(weft_join_poll(j, &cx, &st, NULL), WEFT_READY);
+	cr_expect_eq(st, -EINVAL);
+	expect_logged("weft_join_poll");
+	wt_rt_free(rt);
 }

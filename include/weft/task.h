@@ -52,7 +52,10 @@ WEFT_API WEFT_MUST_USE int weft_spawn(weft_runtime *rt,
  * @status: set on READY to 0 (the output was copied to @out) or -ECANCELED
  *          (the task was aborted or the runtime shut down before the
  *          future finished; @out untouched). A poll after READY returns
- *          READY with -EALREADY.
+ *          READY with -EALREADY. A poll after weft_join_drop() while the
+ *          task is alive returns READY with -EINVAL and is logged at
+ *          WEFT_LOG_ERROR; after the task is freed it is an undetectable
+ *          use-after-free.
  * @out:    output_size bytes; NULL discards the output (drop_output runs).
  *
  * May be polled from any thread, but by one thread at a time.

@@ -63,14 +63,25 @@ WEFT_API weft_poll weft_join_poll(weft_join *join, weft_cx *cx, int *status,
 {
 	struct weft__task *t = task_of(join);
 	uint64_t s = weft__state_load(&t->state);
+	int st;
 
+	if (!(s & WEFT__ST_JOIN_INTEREST)) {
+		/* Dropped, yet still alive: the waker field and the output
+		 * are no longer the handle's to touch. */
+		weft__log(t->rt, WEFT_LOG_ERROR,
+			  "weft_join_poll: join handle %p polled after "
+			  "weft_join_drop", (void *)join);
+		st = -EINVAL;
+		goto ready;
+	}
 	if (!(s & WEFT__ST_COMPLETE) && register_waker(t, s, cx))
 		return WEFT_PENDING;
 	/* Acquire load: pairs with the acq_rel to_complete, so the output
 	 * written before it is visible. */
 	s = weft__state_load(&t->state);
 	weft__assert(s & WEFT__ST_COMPLETE);
-	int st = take_output(t, out);
+	st = take_output(t, out);
+ready:
 	if (status)
 		*status = st;
 	return WEFT_READY;
