@@ -104,6 +104,10 @@ WEFT_API weft_poll weft_oneshot_recv_poll(weft_oneshot_rx *rx, weft_cx *cx,
 	weft_waker old = WEFT_WAKER_EMPTY;
 	int st;
 
+	if (!c || !cx) {
+		st = -EINVAL;
+		goto ready;
+	}
 	if (c->received) {
 		st = -EALREADY;
 		goto ready;

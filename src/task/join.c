@@ -62,9 +62,14 @@ WEFT_API weft_poll weft_join_poll(weft_join *join, weft_cx *cx, int *status,
 				  void *out)
 {
 	struct weft__task *t = task_of(join);
-	uint64_t s = weft__state_load(&t->state);
+	uint64_t s;
 	int st;
 
+	if (!t || !cx) {
+		st = -EINVAL;
+		goto ready;
+	}
+	s = weft__state_load(&t->state);
 	if (!(s & WEFT__ST_JOIN_INTEREST)) {
 		/* Dropped, yet still alive: the waker field and the output
 		 * are no longer the handle's to touch. */
@@ -130,5 +135,5 @@ WEFT_API bool weft_join_is_finished(const weft_join *join)
 {
 	struct weft__task *t = task_of(join);
 
-	return weft__state_load(&t->state) & WEFT__ST_COMPLETE;
+	return t && (weft__state_load(&t->state) & WEFT__ST_COMPLETE);
 }
