@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 #include <weft/error.h>
 
 WEFT_API const char *weft_strerror(int err)
 {
+	/* -INT_MIN overflows; no errno is that large anyway. */
+	if (err == INT_MIN)
+		return "unknown error";
 	if (err < 0)
 		err = -err;
 	switch (err) {

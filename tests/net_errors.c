@@ -10,6 +10,7 @@
 #endif
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -406,6 +407,15 @@ WT_TEST(net_err, strerror_covers_weft_errors)
 		cr_expect_str_eq(a, b, "sign matters for %d", errs[i]);
 	}
 	cr_expect_str_neq(weft_strerror(-ECANCELED), weft_strerror(-EPIPE));
+}
+
+/* INT_MIN has no positive counterpart: negating it was signed overflow
+ * (UBSan aborts in the address build). */
+WT_TEST(net_err, strerror_int_min_is_unknown)
+{
+	cr_expect_str_eq(weft_strerror(INT_MIN), "unknown error");
+	cr_expect_str_eq(weft_strerror(INT_MAX), "unknown error");
+	cr_expect_str_eq(weft_strerror(-INT_MAX), "unknown error");
 }
 
 /* SIGPIPE must never be what reports a closed peer. */

@@ -201,6 +201,53 @@ WT_TEST(oneshot, zero_size_value)
 	wt_leak_check();
 }
 
+/*
+ * A NULL value with a non-zero size is refused and loses nothing: the
+ * sender stays usable (it used to copy value_size bytes from a static
+ * byte: an out-of-bounds read, then the sender was gone).
+ */
+WT_TEST(oneshot, send_null_value_is_einval_and_keeps_sender)
+{
+	weft_oneshot_tx *tx;
+	weft_oneshot_rx *rx;
+	cr_assert_eq(weft_oneshot_new(sizeof(struct val), &tx, &rx), 0);
+	cr_expect_eq(weft_oneshot_send(tx, NULL), -EINVAL);
+	weft_waker noop = weft_waker_noop();
+	int st = 1;
+	cr_expect_eq(poll_rx(rx, &noop, &st, NULL), WEFT_PENDING,
+		     "the refused send closed the channel");
+	struct val v = { 7, 9 }, got = { 0 };
+	cr_expect_eq(weft_oneshot_send(tx, &v), 0);
+	cr_expect_eq(recv_wait(rx, &got), 0);
+	cr_expect(got.a == 7 && got.b == 9);
+	weft_oneshot_rx_drop(rx);
+	wt_leak_check();
+}
+
+WT_TEST(oneshot, send_null_value_then_drop_is_epipe)
+{
+	weft_oneshot_tx *tx;
+	weft_oneshot_rx *rx;
+	/* 64 MiB: far past any static byte, so the old read faulted. */
+	cr_assert_eq(weft_oneshot_new((size_t)64 << 20, &tx, &rx), 0);
+	cr_expect_eq(weft_oneshot_send(tx, NULL), -EINVAL);
+	weft_oneshot_tx_drop(tx);
+	cr_expect_eq(recv_wait(rx, NULL), -EPIPE);
+	weft_oneshot_rx_drop(rx);
+	wt_leak_check();
+}
+
+WT_TEST(oneshot, zero_size_value_may_be_null)
+{
+	weft_oneshot_tx *tx;
+	weft_oneshot_rx *rx;
+	cr_assert_eq(weft_oneshot_new(0, &tx, &rx), 0);
+	cr_expect_eq(weft_oneshot_send(tx, NULL), 0);
+	cr_expect_eq(recv_wait(rx, NULL), 0);
+	weft_oneshot_rx_drop(rx);
+	wt_leak_check();
+}
+
 WT_TEST(oneshot, large_value_copied_whole)
 {
 	enum { N = 65536 + 13 };

@@ -902,3 +902,94 @@ WT_RT_TEST(join, spawn_null_runtime_on_worker)
 	cr_expect_eq(wt_run_on_worker(rt, spawn_null_rt_on_worker, NULL), 0);
 	wt_rt_free(rt);
 }
+
+/* --- misuse the library can detect -------------------------------------- */
+
+/* A log sink that keeps the last ERROR message (any thread). */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char log_last[256];
+static int log_errors;
+
+static void log_capture(void *arg, int level, const char *msg)
+{
+	(void)arg;
+	if (level != WEFT_LOG_ERROR)
+		return;
+	pthread_mutex_lock(&log_mu);
+	snprintf(log_last, sizeof(log_last), "%s", msg);
+	log_errors++;
+	pthread_mutex_unlock(&log_mu);
+}
+
+static weft_runtime *rt_new_capturing(const struct wt_cfg *c)
+{
+	weft_runtime_config rc;
+	weft_runtime *rt = NULL;
+	weft_runtime_config_init(&rc);
+	rc.workers = c->workers;
+	rc.flags |= c->flags;
+	rc.log = log_capture;
+	cr_assert_eq(weft_runtime_new(&rc, &rt), 0);
+	return rt;
+}
+
+/* Expect exactly one ERROR since the last call, naming @fn. */
+static void expect_logged(const char *fn)
+{
+	pthread_mutex_lock(&log_mu);
+	cr_expect_eq(log_errors, 1, "ERROR messages logged: %d", log_errors);
+	cr_expect(strstr(log_last, fn) != NULL, "log does not name %s: %s",
+		  fn, log_last);
+	log_errors = 0;
+	log_last[0] = '\0';
+	pthread_mutex_unlock(&log_mu);
+}
+
+/*
+ * Spawn a wt_forever task, wait for its first poll and drop its handle
+ * once. The task stays alive (the owned list holds it) until shutdown, so
+ * the stale handle may still be passed to the library.
+ */
+static weft_join *spawn_forever_and_drop(weft_runtime *rt,
+					 struct wt_counters *c)
+{
+	struct wt_forever f = { c };
+	weft_join *j;
+	wt_spawn(rt, &wt_forever_desc, &f, &j);
+	wait_polled(c);
+	weft_join_drop(j);
+	return j;
+}
+
+/*
+ * A second weft_join_drop while the task is alive (the owned list holds it)
+ * is the caller's mistake: it is logged and changes nothing, instead of
+ * aborting on an internal assertion.
+ */
+WT_RT_TEST(join, double_drop_is_logged_not_fatal)
+{
+	weft_runtime *rt = rt_new_capturing(cfg);
+	struct wt_counters c = { 0 };
+	weft_join *j = spawn_forever_and_drop(rt, &c);
+	weft_join_drop(j);
+	expect_logged("weft_join_drop");
+	cr_expect(!weft_join_is_finished(j));
+	wt_rt_free(rt);
+	cr_expect_eq(atomic_load(&c.drops), 1);
+}
+
+/* Polling a dropped handle of a live task: logged, READY with -EINVAL. */
+WT_RT_TEST(join, poll_after_drop_is_logged_einval)
+{
+	weft_runtime *rt = rt_new_capturing(cfg);
+	struct wt_counters c = { 0 };
+	weft_join *j = spawn_forever_and_drop(rt, &c);
+	weft_waker noop = weft_waker_noop();
+	weft_cx cx;
+	weft_cx_init(&cx, &noop);
+	int st = 1;
+	cr_expect_eq(weft_join_poll(j, &cx, &st, NULL), WEFT_READY);
+	cr_expect_eq(st, -EINVAL);
+	expect_logged("weft_join_poll");
+	wt_rt_free(rt);
+}

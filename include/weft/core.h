@@ -8,6 +8,23 @@
  * WEFT_READY once, with its output written where the future says, or
  * WEFT_PENDING after arranging for the waker in the context to be woken
  * when polling again can make progress.
+ *
+ * NULL arguments, the rule for every public weft function. A NULL pointer
+ * where an object is required is a usage error that each call answers
+ * without crashing and without side effects:
+ *  - calls that return int return -EINVAL;
+ *  - polls return WEFT_READY with *status (when status is not NULL) set to
+ *    -EINVAL, consuming nothing (a later valid poll still sees the value);
+ *  - predicates return false;
+ *  - getters return 0 (NULL for pointers);
+ *  - drop, free and abort calls accept NULL and do nothing;
+ *  - other void calls do nothing;
+ *  - wakers: every weft_waker_* call accepts NULL or an empty waker and
+ *    does nothing (a clone of either is the empty waker).
+ * A pointer whose doc gives NULL a meaning (weft_spawn's @rt and @join, an
+ * @out that discards, an @init that zeroes) keeps that meaning. Function
+ * docs refer here with "NULL: see core.h". A dangling (freed) pointer is
+ * not NULL and cannot be detected.
  */
 #ifndef WEFT_CORE_H
 #define WEFT_CORE_H
@@ -83,39 +100,48 @@ typedef struct weft_cx {
  * Initialise a context that lends @waker. @waker must outlive every poll
  * made with the context. For callers that poll futures themselves (tests,
  * custom executors). Thread-safe: touches only @cx.
+ * NULL: see core.h; a NULL @waker lends the empty waker.
  */
 WEFT_API void weft_cx_init(weft_cx *cx, const weft_waker *waker);
 
 /**
  * The waker lent by @cx, valid for the current poll call only; clone it with
  * weft_waker_clone() to keep it. Thread-safe.
+ * NULL: see core.h.
  */
 WEFT_API const weft_waker *weft_cx_waker(const weft_cx *cx);
 
 /**
  * Return a new waker for the same target as @w (one more reference).
  * Cloning an empty waker returns an empty waker. Thread-safe.
+ * NULL: see core.h.
  */
 WEFT_API weft_waker weft_waker_clone(const weft_waker *w);
 
 /**
  * Wake the target of *@w and consume the waker: *@w is empty afterwards.
  * Thread-safe; the same waker value must not be consumed twice.
+ * NULL: see core.h.
  */
 WEFT_API void weft_waker_wake(weft_waker *w);
 
-/** Wake the target of @w, keeping the waker. Thread-safe. */
+/**
+ * Wake the target of @w, keeping the waker. Thread-safe.
+ * NULL: see core.h.
+ */
 WEFT_API void weft_waker_wake_by_ref(const weft_waker *w);
 
 /**
  * Release *@w without waking it; *@w is empty afterwards. Dropping an empty
  * waker does nothing. Thread-safe.
+ * NULL: see core.h.
  */
 WEFT_API void weft_waker_drop(weft_waker *w);
 
 /**
  * True if @a and @b wake the same target (same vtable and data), so a
  * future may keep its stored waker instead of replacing it. Thread-safe.
+ * NULL: see core.h.
  */
 WEFT_API bool weft_waker_will_wake(const weft_waker *a, const weft_waker *b);
 

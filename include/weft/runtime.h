@@ -55,7 +55,10 @@ typedef struct weft_runtime_config {
 	void *log_arg;
 } weft_runtime_config;
 
-/** Fill @cfg with the defaults. Thread-safe. */
+/**
+ * Fill @cfg with the defaults. Thread-safe.
+ * NULL: see core.h.
+ */
 WEFT_API void weft_runtime_config_init(weft_runtime_config *cfg);
 
 /**
@@ -76,6 +79,7 @@ WEFT_API void weft_runtime_config_init(weft_runtime_config *cfg);
  *  -EAGAIN  a worker thread could not be created
  *  other negative errno from io_uring_setup or eventfd.
  * Thread-safe.
+ * NULL: see core.h.
  */
 WEFT_API WEFT_MUST_USE int weft_runtime_new(const weft_runtime_config *cfg,
 					    weft_runtime **out);
@@ -89,6 +93,7 @@ WEFT_API WEFT_MUST_USE int weft_runtime_new(const weft_runtime_config *cfg,
  *
  * Returns 0, or -EDEADLK when called from a worker thread of @rt (it would
  * wait for itself). Call from one thread at a time.
+ * NULL: see core.h.
  */
 WEFT_API int weft_runtime_shutdown(weft_runtime *rt);
 
@@ -96,10 +101,14 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt);
  * Free the runtime, shutting it down first if needed. Join handles must have
  * been dropped and wakers for its tasks released before; @rt is invalid
  * afterwards. Not for a worker thread of @rt. NULL is accepted.
+ * NULL: see core.h.
  */
 WEFT_API void weft_runtime_free(weft_runtime *rt);
 
-/** Number of worker threads of @rt. Thread-safe. */
+/**
+ * Number of worker threads of @rt. Thread-safe.
+ * NULL: see core.h.
+ */
 WEFT_API unsigned weft_runtime_workers(const weft_runtime *rt);
 
 /**
@@ -124,12 +133,14 @@ WEFT_API int weft_worker_index(void);
  *       discard the output (desc->drop_output is then called).
  *
  * Returns 0, or:
- *  -EINVAL     bad @desc
+ *  -EINVAL     NULL @rt or @desc (checked first, on any thread), or a
+ *              bad @desc
  *  -ENOMEM     out of memory
  *  -ESHUTDOWN  the runtime is shut down
  *  -ECANCELED  the task was cancelled (runtime shutdown) before finishing
  *  -EDEADLK    called from a worker thread of any weft runtime
  * Thread-safe: any number of threads may block_on concurrently.
+ * NULL: see core.h.
  */
 WEFT_API WEFT_MUST_USE int weft_block_on(weft_runtime *rt,
 					 const weft_future_desc *desc,
@@ -167,6 +178,7 @@ typedef struct weft_runtime_metrics {
  * Read @rt's counters into @m. Set m->size = sizeof(*m) first.
  * Returns 0, or -EINVAL for a NULL pointer or a smaller size.
  * Thread-safe.
+ * NULL: see core.h.
  */
 WEFT_API int weft_runtime_metrics_get(const weft_runtime *rt,
 				      weft_runtime_metrics *m);

@@ -19,6 +19,7 @@ typedef struct weft_oneshot_rx weft_oneshot_rx;
  * drop for the receiver); the channel is freed when both are gone.
  * Returns 0, -EINVAL (NULL pointers, size too large) or -ENOMEM.
  * Thread-safe.
+ * NULL: see core.h.
  */
 WEFT_API int weft_oneshot_new(size_t value_size, weft_oneshot_tx **tx,
 			      weft_oneshot_rx **rx);
@@ -28,14 +29,17 @@ WEFT_API int weft_oneshot_new(size_t value_size, weft_oneshot_tx **tx,
  * and release the sender.
  * Returns 0, or -EPIPE if the receiver was dropped: nothing was sent, the
  * caller still owns whatever @value refers to, and the sender is released
- * all the same. -EINVAL for a NULL @tx. Thread-safe, callable from any
- * thread (a worker or not).
+ * all the same. -EINVAL for a NULL @tx, or a NULL @value when value_size
+ * is not 0: then nothing happened and @tx is still the caller's, to send
+ * again or drop. Thread-safe, callable from any thread (a worker or not).
+ * NULL: see core.h.
  */
 WEFT_API int weft_oneshot_send(weft_oneshot_tx *tx, const void *value);
 
 /**
  * Release the sender without sending; a waiting receiver then gets -EPIPE.
  * NULL is accepted.
+ * NULL: see core.h.
  */
 WEFT_API void weft_oneshot_tx_drop(weft_oneshot_tx *tx);
 
@@ -44,6 +48,7 @@ WEFT_API void weft_oneshot_tx_drop(weft_oneshot_tx *tx);
  * @out (value_size bytes; @out may be NULL to discard), or -EPIPE if the
  * sender was dropped without sending. A poll after READY returns READY with
  * -EALREADY. One poller at a time.
+ * NULL: see core.h.
  */
 WEFT_API weft_poll weft_oneshot_recv_poll(weft_oneshot_rx *rx, weft_cx *cx,
 					  int *status, void *out);
@@ -51,6 +56,7 @@ WEFT_API weft_poll weft_oneshot_recv_poll(weft_oneshot_rx *rx, weft_cx *cx,
 /**
  * Release the receiver; a later send fails with -EPIPE. A value already
  * sent and not received is discarded. NULL is accepted.
+ * NULL: see core.h.
  */
 WEFT_API void weft_oneshot_rx_drop(weft_oneshot_rx *rx);
 

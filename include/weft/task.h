@@ -41,6 +41,7 @@ typedef struct weft_join weft_join;
  *  -ESHUTDOWN  the runtime is shutting down
  * On failure nothing was spawned and @desc->drop was not called.
  * Thread-safe.
+ * NULL: see core.h.
  */
 WEFT_API WEFT_MUST_USE int weft_spawn(weft_runtime *rt,
 				      const weft_future_desc *desc,
@@ -52,10 +53,14 @@ WEFT_API WEFT_MUST_USE int weft_spawn(weft_runtime *rt,
  * @status: set on READY to 0 (the output was copied to @out) or -ECANCELED
  *          (the task was aborted or the runtime shut down before the
  *          future finished; @out untouched). A poll after READY returns
- *          READY with -EALREADY.
+ *          READY with -EALREADY. A poll after weft_join_drop() while the
+ *          task is alive returns READY with -EINVAL and is logged at
+ *          WEFT_LOG_ERROR; after the task is freed it is an undetectable
+ *          use-after-free.
  * @out:    output_size bytes; NULL discards the output (drop_output runs).
  *
  * May be polled from any thread, but by one thread at a time.
+ * NULL: see core.h.
  */
 WEFT_API weft_poll weft_join_poll(weft_join *join, weft_cx *cx, int *status,
 				  void *out);
@@ -64,6 +69,13 @@ WEFT_API weft_poll weft_join_poll(weft_join *join, weft_cx *cx, int *status,
  * Drop the join handle. A running task is detached: it runs to completion
  * and its output is dropped. @join is invalid afterwards; NULL is accepted.
  * Not concurrently with a poll of the same handle.
+ *
+ * Dropping a handle twice is a bug in the caller. While the task has not
+ * finished, the second drop does nothing and is reported through
+ * weft_runtime_config.log at WEFT_LOG_ERROR. Once the task has finished
+ * it may already be freed, and a second drop is a use-after-free the
+ * library cannot detect.
+ * NULL: see core.h.
  */
 WEFT_API void weft_join_drop(weft_join *join);
 
@@ -72,10 +84,14 @@ WEFT_API void weft_join_drop(weft_join *join);
  * the task's next scheduling point (never in the middle of a poll); the
  * join handle then yields -ECANCELED. No effect on a finished task.
  * Does not drop the handle. Thread-safe.
+ * NULL: see core.h.
  */
 WEFT_API void weft_task_abort(weft_join *join);
 
-/** True once the task has finished (completed or cancelled). Thread-safe. */
+/**
+ * True once the task has finished (completed or cancelled). Thread-safe.
+ * NULL: see core.h.
+ */
 WEFT_API bool weft_join_is_finished(const weft_join *join);
 
 /** A future that yields once to the scheduler. */
@@ -90,6 +106,7 @@ typedef struct weft_yield {
  * First poll: wake the task and return PENDING, putting the task at the
  * back of its worker's run queue (not the LIFO slot) so others run first;
  * next poll: READY. Re-initialise with WEFT_YIELD_INIT to yield again.
+ * NULL: see core.h (READY at once: there is no status).
  */
 WEFT_API weft_poll weft_yield_poll(weft_yield *y, weft_cx *cx);
 

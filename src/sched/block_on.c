@@ -16,7 +16,7 @@ WEFT_API int weft_block_on(weft_runtime *rt, const weft_future_desc *desc,
 	weft_join *join;
 	int status = 0, err;
 
-	if (!rt)
+	if (!rt || !desc)
 		return -EINVAL;
 	if (weft__worker_current())
 		return -EDEADLK;

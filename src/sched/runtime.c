@@ -56,6 +56,8 @@ void weft__log(struct weft_runtime *rt, int level, const char *fmt, ...)
 
 WEFT_API void weft_runtime_config_init(weft_runtime_config *cfg)
 {
+	if (!cfg)
+		return;
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->size = sizeof(*cfg);
 }
@@ -270,7 +272,7 @@ WEFT_API void weft_runtime_free(weft_runtime *rt)
 
 WEFT_API unsigned weft_runtime_workers(const weft_runtime *rt)
 {
-	return rt->nworkers;
+	return rt ? rt->nworkers : 0;
 }
 
 WEFT_API weft_runtime *weft_runtime_current(void)

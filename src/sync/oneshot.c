@@ -81,11 +81,14 @@ static int tx_close(struct oneshot *c, const void *value)
 WEFT_API int weft_oneshot_send(weft_oneshot_tx *tx, const void *value)
 {
 	static const unsigned char none;
+	struct oneshot *c = (struct oneshot *)tx;
 
-	if (!tx)
+	/* Refuse before touching the channel: the sender stays the caller's
+	 * to send again or drop. c->size is immutable. */
+	if (!c || (!value && c->size))
 		return -EINVAL;
 	/* A zero-size value may be sent with value == NULL. */
-	return tx_close((struct oneshot *)tx, value ? value : &none);
+	return tx_close(c, value ? value : &none);
 }
 
 WEFT_API void weft_oneshot_tx_drop(weft_oneshot_tx *tx)
@@ -101,6 +104,10 @@ WEFT_API weft_poll weft_oneshot_recv_poll(weft_oneshot_rx *rx, weft_cx *cx,
 	weft_waker old = WEFT_WAKER_EMPTY;
 	int st;
 
+	if (!c || !cx) {
+		st = -EINVAL;
+		goto ready;
+	}
 	if (c->received) {
 		st = -EALREADY;
 		goto ready;

@@ -62,15 +62,31 @@ WEFT_API weft_poll weft_join_poll(weft_join *join, weft_cx *cx, int *status,
 				  void *out)
 {
 	struct weft__task *t = task_of(join);
-	uint64_t s = weft__state_load(&t->state);
+	uint64_t s;
+	int st;
 
+	if (!t || !cx) {
+		st = -EINVAL;
+		goto ready;
+	}
+	s = weft__state_load(&t->state);
+	if (!(s & WEFT__ST_JOIN_INTEREST)) {
+		/* Dropped, yet still alive: the waker field and the output
+		 * are no longer the handle's to touch. */
+		weft__log(t->rt, WEFT_LOG_ERROR,
+			  "weft_join_poll: join handle %p polled after "
+			  "weft_join_drop", (void *)join);
+		st = -EINVAL;
+		goto ready;
+	}
 	if (!(s & WEFT__ST_COMPLETE) && register_waker(t, s, cx))
 		return WEFT_PENDING;
 	/* Acquire load: pairs with the acq_rel to_complete, so the output
 	 * written before it is visible. */
 	s = weft__state_load(&t->state);
 	weft__assert(s & WEFT__ST_COMPLETE);
-	int st = take_output(t, out);
+	st = take_output(t, out);
+ready:
 	if (status)
 		*status = st;
 	return WEFT_READY;
@@ -83,6 +99,14 @@ WEFT_API void weft_join_drop(weft_join *join)
 	if (!t)
 		return;
 	uint64_t prev = weft__state_drop_join_interest(&t->state);
+	if (!(prev & WEFT__ST_JOIN_INTEREST)) {
+		/* Still alive, so readable; the handle's reference is gone
+		 * already and must not be dropped again. */
+		weft__log(t->rt, WEFT_LOG_ERROR,
+			  "weft_join_drop: join handle %p was already dropped; "
+			  "ignored", (void *)join);
+		return;
+	}
 	if (prev & WEFT__ST_COMPLETE) {
 		if (t->output_state == WEFT__OUTPUT_PRESENT &&
 		    t->desc->drop_output)
@@ -111,5 +135,5 @@ WEFT_API bool weft_join_is_finished(const weft_join *join)
 {
 	struct weft__task *t = task_of(join);
 
-	return weft__state_load(&t->state) & WEFT__ST_COMPLETE;
+	return t && (weft__state_load(&t->state) & WEFT__ST_COMPLETE);
 }

@@ -192,7 +192,9 @@ uint64_t weft__state_drop_join_interest(weft__state *st)
 	uint64_t next;
 
 	do {
-		weft__assert(cur & WEFT__ST_JOIN_INTEREST);
+		/* Already dropped: the caller's mistake, reported by it. */
+		if (!(cur & WEFT__ST_JOIN_INTEREST))
+			return cur;
 		next = cur & ~WEFT__ST_JOIN_INTEREST;
 		if (!(cur & WEFT__ST_COMPLETE))
 			next &= ~WEFT__ST_JOIN_WAKER;

@@ -172,7 +172,8 @@ uint64_t weft__state_unset_join_waker_after_complete(weft__state *st);
 /*
  * Join handle dropped: clear JOIN_INTEREST, and JOIN_WAKER too unless
  * COMPLETE (before completion, the join handle takes the waker field back
- * with it). Returns the state before.
+ * with it). Returns the state before. With JOIN_INTEREST already clear (a
+ * second drop of the handle: user misuse) it changes nothing.
  */
 uint64_t weft__state_drop_join_interest(weft__state *st);
 

@@ -8,15 +8,20 @@
 #include "task/hooks.h"
 #include "task/task.h"
 
+static const weft_waker empty_waker = { NULL, NULL };
+
 WEFT_API void weft_cx_init(weft_cx *cx, const weft_waker *waker)
 {
-	cx->waker = waker;
+	if (!cx)
+		return;
+	/* Polls hand cx->waker on unchecked: never leave it NULL. */
+	cx->waker = waker ? waker : &empty_waker;
 	cx->_reserved = NULL;
 }
 
 WEFT_API const weft_waker *weft_cx_waker(const weft_cx *cx)
 {
-	return cx->waker;
+	return cx ? cx->waker : NULL;
 }
 
 WEFT_API weft_waker weft_waker_clone(const weft_waker *w)

@@ -3,7 +3,9 @@
 
 WEFT_API weft_poll weft_yield_poll(weft_yield *y, weft_cx *cx)
 {
-	if (y->yielded)
+	/* NULL: see core.h. Without @cx no wake can be arranged, so PENDING
+	 * would hang the caller. */
+	if (!y || !cx || y->yielded)
 		return WEFT_READY;
 	y->yielded = 1;
 	/* Waking ourselves while RUNNING only sets NOTIFIED; the worker then
