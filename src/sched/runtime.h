@@ -98,7 +98,5 @@ static inline void weft__worker_unpark(struct weft__worker *w)
 /* Worker thread entry (worker.c). */
 void *weft__worker_main(void *arg);
 
-void weft__log(struct weft_runtime *rt, int level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 
 #endif /* WEFT_SCHED_RUNTIME_H */

@@ -29,4 +29,9 @@ void weft__sched_release(struct weft_runtime *rt);
 /* @rt's owned-task list. */
 struct weft__owned *weft__sched_owned(struct weft_runtime *rt);
 
+/* Send a diagnostic to @rt's log callback, if any (caller misuse the task
+ * layer detects, such as a join handle dropped twice). Any thread. */
+void weft__log(struct weft_runtime *rt, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 #endif /* WEFT_TASK_HOOKS_H */

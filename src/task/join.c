@@ -9,6 +9,7 @@
 
 #include <weft/task.h>
 
+#include "task/hooks.h"
 #include "task/task.h"
 
 static struct weft__task *task_of(const weft_join *j)

@@ -87,14 +87,6 @@ extern const weft_waker_vtable weft__task_waker_vtable;
 /* The task being polled on this thread, or NULL. */
 struct weft__task *weft__task_current(void);
 
-/*
- * The runtime's log sink (sched/runtime.c), declared here too so the task
- * layer can report caller misuse without a sched/ header; waker.c sees
- * both declarations, so the compiler keeps them in step.
- */
-void weft__log(struct weft_runtime *rt, int level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
 /* Abort @t (weft_task_abort and shutdown). */
 void weft__task_cancel(struct weft__task *t);
 
