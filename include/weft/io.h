@@ -24,14 +24,15 @@
  *
  * Preparing: a weft_io must be zero-filled (WEFT_IO_INIT, calloc, a task's
  * zeroed state) or previously prepared before a weft_io_prep_* call.
- * Preparing one whose op is still in flight drops that op first (as
- * weft_io_drop: it is cancelled, its record is not leaked). Once
- * weft_io_poll() has returned WEFT_READY the weft_io holds nothing and may
- * be prepared again.
+ * Preparing one whose op is still in flight fails with -EBUSY and changes
+ * nothing: the op goes on (its record is not leaked, nothing is silently
+ * cancelled) and the next poll continues it; call weft_io_drop() first to
+ * replace it. Once weft_io_poll() has returned WEFT_READY the weft_io holds
+ * nothing and may be prepared again.
  *
  * Errors from a prep call are returned and also kept: polling a weft_io
  * whose prep failed returns WEFT_READY with that error, so an unchecked
- * prep never loses its error.
+ * prep never loses its error (except -EBUSY, which leaves the op alone).
  *
  * NULL: see weft/core.h. weft_io_prep_* with a NULL @io return -EINVAL.
  */
@@ -61,7 +62,8 @@ typedef struct weft_io {
 	uint32_t _done;
 	int32_t _fd;
 	uint32_t _flags;
-	uint64_t _arg[12];
+	uint64_t _check;
+	uint64_t _arg[11];
 } weft_io;
 
 /** Zero initialiser for a weft_io. */
@@ -117,7 +119,7 @@ WEFT_API extern const weft_future_desc weft_io_desc;
  * -EINVAL, -EISDIR, ...). @len above WEFT_IO_MAX_LEN is clamped. @buf must
  * stay valid while the op may be in flight (see the lifetime rule).
  * Returns 0, or -EINVAL (NULL @io, NULL @buf with a non-zero @len, @offset
- * below -1).
+ * below -1), or -EBUSY (an op of @io is in flight; see Preparing).
  *
  * A blocking fd (a pipe or eventfd opened without O_NONBLOCK) is fine: the
  * kernel waits for it (poll-driven for pipes and sockets). For an
@@ -138,7 +140,7 @@ WEFT_API int weft_io_prep_write(weft_io *io, int fd, const void *buf,
 
 /**
  * Close @fd through the ring. Result: 0 or a negative errno (-EBADF).
- * Returns 0, or -EINVAL for NULL @io.
+ * Returns 0, -EINVAL for NULL @io, or -EBUSY (see Preparing).
  */
 WEFT_API int weft_io_prep_close(weft_io *io, int fd);
 

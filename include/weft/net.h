@@ -45,8 +45,9 @@ WEFT_API int weft_tcp_local_port(int fd);
  * Accept one connection on @listen_fd. Result: the connected fd (owned by
  * the caller, SOCK_CLOEXEC) or a negative errno (-EBADF, -EINVAL for a
  * socket that is not listening, -EMFILE, ...). If the future is dropped
- * after the kernel accepted, the fd is closed. Returns 0, or -EINVAL for
- * NULL @io.
+ * after the kernel accepted, the fd is closed. Returns 0, -EINVAL for NULL
+ * @io, or -EBUSY (an op of @io is in flight; weft/io.h, Preparing). Every
+ * weft_io_prep_* call returns -EBUSY the same way.
  */
 WEFT_API int weft_io_prep_accept(weft_io *io, int listen_fd);
 
@@ -103,8 +104,9 @@ typedef struct weft_send_all {
 /**
  * Prepare @f to send the @len bytes at @buf on @fd (send(2) @flags, plus
  * MSG_NOSIGNAL). @buf must stay valid until the future is READY or dropped
- * and the task is freed (see weft/io.h). Returns 0, or -EINVAL (NULL @f,
- * NULL @buf with a non-zero @len); polling then returns that error.
+ * and the task is freed (see weft/io.h). Returns 0, -EINVAL (NULL @f, NULL
+ * @buf with a non-zero @len; polling then returns it too), or -EBUSY while
+ * a send of @f is in flight (nothing changes; drop it first to replace).
  */
 WEFT_API int weft_send_all_init(weft_send_all *f, int fd, const void *buf,
 				size_t len, int flags);
@@ -143,7 +145,8 @@ typedef struct weft_recv_exact {
 
 /**
  * Prepare @f to fill the @len bytes at @buf from @fd (recv(2) @flags).
- * Returns 0, or -EINVAL (NULL @f, NULL @buf with a non-zero @len).
+ * Returns 0, -EINVAL (NULL @f, NULL @buf with a non-zero @len), or -EBUSY
+ * as for weft_send_all_init().
  */
 WEFT_API int weft_recv_exact_init(weft_recv_exact *f, int fd, void *buf,
 				  size_t len, int flags);

@@ -26,7 +26,8 @@ WEFT_API weft_poll weft_select_poll(weft_select *s, weft_cx *cx,
 {
 	if (!s || s->_state != WEFT__COMB_LIVE) {
 		if (winner)
-			*winner = s ? s->_winner : SIZE_MAX;
+			*winner = s && s->_state == WEFT__COMB_DONE ? s->_winner
+								    : SIZE_MAX;
 		return WEFT_READY;
 	}
 	for (size_t i = 0; i < s->_n; i++) {

@@ -156,7 +156,7 @@ static weft_poll io_start(weft_io *io, weft_cx *cx, int64_t *res)
 		free(op);
 		return io_ready(io, res, err);
 	}
-	io->_op = op;
+	weft__io_set_op(io, op);
 	return WEFT_PENDING;
 }
 
@@ -169,9 +169,9 @@ WEFT_API weft_poll weft_io_poll(weft_io *io, weft_cx *cx, int64_t *res)
 	if (!io->_kind) /* the prep failed: report its error */
 		return io_ready(io, res, io->_fd);
 
-	struct weft__op *op = io->_op;
-	if (!op)
+	if (!weft__io_in_flight(io))
 		return io_start(io, cx, res);
+	struct weft__op *op = io->_op;
 
 	/* The owner's reap may run concurrently on another thread. The op
 	 * fields other than those under the lock are immutable by now. */
@@ -192,19 +192,17 @@ WEFT_API weft_poll weft_io_poll(weft_io *io, weft_cx *cx, int64_t *res)
 	weft__spin_unlock(&op->lock);
 
 	int64_t v = op->kind->complete ? op->kind->complete(op, r) : r;
-	io->_op = NULL;
+	weft__io_set_op(io, NULL);
 	op_unref(op);
 	return io_ready(io, res, v);
 }
 
 WEFT_API void weft_io_drop(weft_io *io)
 {
-	if (!io || io->_magic != WEFT__IO_MAGIC)
+	if (!io || !weft__io_in_flight(io))
 		return;
 	struct weft__op *op = io->_op;
-	if (!op)
-		return;
-	io->_op = NULL;
+	weft__io_set_op(io, NULL);
 	io->_done = 1;
 
 	weft__spin_lock(&op->lock);
@@ -244,9 +242,10 @@ int weft__io_prep(weft_io *io, const struct weft__op_kind *kind, int fd)
 {
 	if (!io)
 		return -EINVAL;
-	/* Re-preparing an op in flight: cancel it rather than leak it. */
-	if (io->_magic == WEFT__IO_MAGIC && io->_op)
-		weft_io_drop(io);
+	/* An op in flight is neither leaked nor silently cancelled: the
+	 * caller drops it first if it means to replace it. */
+	if (weft__io_in_flight(io))
+		return -EBUSY;
 	memset(io, 0, sizeof(*io));
 	io->_magic = WEFT__IO_MAGIC;
 	io->_kind = kind;

@@ -40,6 +40,30 @@
 
 #define WEFT__IO_MAGIC 0x77656674u /* "weft": the weft_io was prepared */
 
+/*
+ * io->_check ties io->_op to io's own address, so that a weft_io that was
+ * never zeroed (stack garbage, even a stale weft_io at another address) is
+ * never taken for one with an op in flight, and no wild _op is followed.
+ */
+static inline uint64_t weft__io_check(const weft_io *io)
+{
+	return (uint64_t)(uintptr_t)io->_op ^ (uint64_t)(uintptr_t)io ^
+	       0x9e3779b97f4a7c15ull;
+}
+
+static inline void weft__io_set_op(weft_io *io, struct weft__op *op)
+{
+	io->_op = op;
+	io->_check = op ? weft__io_check(io) : 0;
+}
+
+/* @io holds an op record: prepared, polled, not yet READY or dropped. */
+static inline bool weft__io_in_flight(const weft_io *io)
+{
+	return io->_magic == WEFT__IO_MAGIC && io->_op &&
+	       io->_check == weft__io_check(io);
+}
+
 struct weft__op {
 	ck_stack_entry_t inbox_entry;  /* first: entry -> record cast */
 	_Atomic unsigned refs;
@@ -79,9 +103,9 @@ struct weft__op_kind {
 };
 
 /*
- * Start preparing @io as an op of @kind: drop an op still in flight (see
- * weft/io.h), zero the rest, record the kind. Returns 0, or -EINVAL for a
- * NULL @io.
+ * Start preparing @io as an op of @kind: zero it, record the kind. Returns
+ * 0, -EINVAL for a NULL @io, or -EBUSY (nothing changed) while @io's op is
+ * in flight (see weft/io.h, Preparing).
  */
 int weft__io_prep(weft_io *io, const struct weft__op_kind *kind, int fd);
 

@@ -7,6 +7,8 @@
 
 #include <weft/net.h>
 
+#include "io/op.h"
+
 static weft_poll finish(int64_t *res, int64_t v)
 {
 	if (res)
@@ -26,7 +28,7 @@ static weft_poll xfer_poll(weft_io *io, bool send, int fd, int flags,
 	int64_t r;
 
 	while (*done < len) {
-		if (!io->_op) {
+		if (!weft__io_in_flight(io)) {
 			int e = send ? weft_io_prep_send(io, fd, buf + *done,
 							 len - *done, flags)
 				     : weft_io_prep_recv(io, fd, buf + *done,
@@ -50,7 +52,8 @@ WEFT_API int weft_send_all_init(weft_send_all *f, int fd, const void *buf,
 {
 	if (!f)
 		return -EINVAL;
-	weft_send_all_drop(f);
+	if (weft__io_in_flight(&f->_io))
+		return -EBUSY;
 	*f = (weft_send_all){ ._buf = buf, ._len = len, ._fd = fd,
 			      ._flags = flags };
 	if (!buf && len)
@@ -83,7 +86,8 @@ WEFT_API int weft_recv_exact_init(weft_recv_exact *f, int fd, void *buf,
 {
 	if (!f)
 		return -EINVAL;
-	weft_recv_exact_drop(f);
+	if (weft__io_in_flight(&f->_io))
+		return -EBUSY;
 	*f = (weft_recv_exact){ ._buf = buf, ._len = len, ._fd = fd,
 				._flags = flags };
 	if (!buf && len)
