@@ -989,3 +989,24 @@ WT_TEST(join_all, init_argument_errors)
 	cr_expect_eq(weft_join_all_poll(NULL, &cx), WEFT_READY);
 	weft_join_all_drop(NULL);
 }
+
+/*
+ * KNOWN BUG (fails until src/core/select.c is fixed): weft/future.h says
+ * "NULL or unprepared @s: READY with *@winner = SIZE_MAX", but for a
+ * zero-filled (never initialised) weft_select the poll reports
+ * s->_winner, which is 0: the caller believes arm 0 won and reads an
+ * output that was never written.
+ */
+WT_TEST(select, bug_poll_unprepared_is_ready_with_size_max)
+{
+	weft_select s;
+	weft_waker w;
+	weft_cx cx;
+	size_t winner = 7;
+	memset(&s, 0, sizeof(s));
+	wt_noop_cx(&cx, &w);
+	cr_expect_eq(weft_select_poll(&s, &cx, &winner), WEFT_READY);
+	cr_expect_eq(winner, SIZE_MAX, "unprepared select reports winner %zu",
+		     winner);
+	weft_select_drop(&s);
+}
