@@ -260,11 +260,6 @@ static int out_int(const struct comb_out *o, unsigned i)
 	return v;
 }
 
-static void pipe_cloexec(int p[2])
-{
-	cr_assert_eq(pipe2(p, O_CLOEXEC), 0, "pipe2: %s", strerror(errno));
-}
-
 /* --- select over a mix ------------------------------------------------- */
 
 /*
@@ -509,7 +504,7 @@ WT_RT_TEST(select, timeout_fires_when_inner_is_slower)
 {
 	weft_runtime *rt = wt_rt_new(cfg);
 	int p[2];
-	pipe_cloexec(p);
+	wt_pipe(p);
 	unsigned char buf[8] = { 0 };
 	struct comb_task t = { .n = 2 };
 	arm_read(&t.arm[0], p[0], buf, sizeof(buf)); /* never gets data */
@@ -539,7 +534,7 @@ WT_RT_TEST(select, timeout_not_fired_when_inner_is_faster)
 {
 	weft_runtime *rt = wt_rt_new(cfg);
 	int p[2];
-	pipe_cloexec(p);
+	wt_pipe(p);
 	cr_assert_eq(write(p[1], "abc", 3), 3);
 	unsigned char buf[8] = { 0 };
 	struct comb_task t = { .n = 2 };
@@ -565,7 +560,7 @@ WT_RT_TEST_T(select, abort_drops_every_arm, 20)
 	struct wt_counters fc = { 0 };
 	atomic_int polled = 0, nap_done = 0;
 	int p[2];
-	pipe_cloexec(p);
+	wt_pipe(p);
 	unsigned char buf[8];
 	weft_oneshot_tx *tx;
 	weft_oneshot_rx *rx;

@@ -10,6 +10,7 @@
  *    catches up long before the op could have finished by itself.
  *  - wt_noop_cx: a context lending the no-op waker, for polling from the
  *    test thread.
+ *  - wt_pipe: a blocking pipe (O_CLOEXEC), asserting.
  *  - wt_rt_free_prompt: wt_rt_free that also checks shutdown was quick
  *    (nothing waited for a long op to finish by itself).
  *
@@ -17,6 +18,8 @@
  */
 #ifndef WEFT_TESTS_IO_HELPERS_H
 #define WEFT_TESTS_IO_HELPERS_H
+
+#include <fcntl.h>
 
 #include "helpers.h"
 
@@ -57,6 +60,12 @@ static WT_UNUSED weft_cx *wt_noop_cx(weft_cx *cx, weft_waker *w)
 	*w = weft_waker_noop();
 	weft_cx_init(cx, w);
 	return cx;
+}
+
+/* A blocking pipe: reads wait in the kernel for data. */
+static WT_UNUSED void wt_pipe(int p[2])
+{
+	cr_assert_eq(pipe2(p, O_CLOEXEC), 0, "pipe2: %s", strerror(errno));
 }
 
 /*
