@@ -1,29 +1,59 @@
 #!/bin/sh
-# Bootstrap the build system. On Debian/Ubuntu, installs the packages the build,
-# the tests and the benchmarks need (as root), or prints the exact apt-get line.
+# Bootstrap the build system. On Debian/Ubuntu, checks for the packages the
+# library and its tests need: as root, installs them (and the optional ones,
+# without failing if those cannot be had); otherwise prints the exact
+# apt-get line and stops if a required one is missing.
 set -e
 cd "$(dirname "$0")"
 
-# cargo and librust-tokio-dev: the Tokio side of `make demo` (offline crate
-# sources from Debian; bench/compare.sh).
-pkgs="autoconf automake libtool pkg-config make gcc liburing-dev libck-dev libcriterion-dev
-      cargo librust-tokio-dev"
-if command -v dpkg-query >/dev/null 2>&1; then
-	missing=""
-	for p in $pkgs; do
-		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "ok installed" ||
-			missing="$missing $p"
+# Required: build the library (make, make install) and run make check.
+required="autoconf automake libtool pkg-config make gcc liburing-dev libck-dev
+	  libcriterion-dev"
+# Optional: cargo and librust-tokio-dev are the Tokio side of `make demo`
+# (offline crate sources from Debian; without them bench/compare.sh says so
+# and runs weft alone); clang is the second compiler .ci/run builds with.
+optional="cargo librust-tokio-dev clang"
+
+# The packages among "$@" that are not installed, each after a space.
+missing() {
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
+			grep -q "ok installed" || printf ' %s' "$p"
 	done
-	if [ -n "$missing" ]; then
-		if [ "$(id -u)" = 0 ]; then
-			echo "autogen.sh: installing:$missing"
+}
+
+if command -v dpkg-query >/dev/null 2>&1; then
+	need=$(missing $required)
+	want=$(missing $optional)
+	if [ "$(id -u)" = 0 ] && [ -n "$need$want" ]; then
+		echo "autogen.sh: installing:$need$want"
+		export DEBIAN_FRONTEND=noninteractive
+		if [ -n "$need" ]; then
 			apt-get update -qq
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
+			apt-get install -y -qq $need
 		else
-			echo "autogen.sh: missing packages. Run:" >&2
-			echo "  sudo apt-get install -y$missing" >&2
-			exit 1
+			apt-get update -qq || true
 		fi
+		# One at a time on failure: a package this release lacks must
+		# not keep out the others.
+		if [ -n "$want" ] && ! apt-get install -y -qq $want; then
+			for p in $want; do
+				apt-get install -y -qq "$p" || failed="$failed $p"
+			done
+		fi
+		if [ -n "${failed:-}" ]; then
+			echo "autogen.sh: note: optional packages not installed:$failed" >&2
+			echo "  (without cargo/tokio make demo runs weft alone)" >&2
+		fi
+	elif [ -n "$need" ]; then
+		echo "autogen.sh: missing packages. Run:" >&2
+		echo "  sudo apt-get install -y$need" >&2
+		[ -z "$want" ] ||
+			echo "autogen.sh: note: optional, for the Tokio side of make demo and for clang builds:$want" >&2
+		exit 1
+	elif [ -n "$want" ]; then
+		echo "autogen.sh: note: optional packages not installed:$want" >&2
+		echo "  (sudo apt-get install -y$want: the Tokio side of make demo, clang builds)" >&2
 	fi
 fi
 

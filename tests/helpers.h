@@ -6,6 +6,9 @@
  *    (1, 2, 4 workers x LIFO slot on/off), like liburing's
  *    FOR_ALL_TEST_CONFIGS; the body sees `const struct wt_cfg *cfg`.
  *  - wt_rt_new / wt_rt_free: a runtime per configuration, asserting.
+ *    WEFT_TEST_RING_MODE=defer|coop|plain in the environment forces every
+ *    such runtime into that io_uring mode, and the test fails if the
+ *    runtime reports another one while the kernel has it.
  *  - wt_parker: a user-defined, reference-counted waker that parks a plain
  *    thread (the test thread or a pthread) until woken; wt_join_wait polls a
  *    join handle from such a thread.
@@ -38,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <liburing.h> /* only to probe the kernel's ring modes */
 #include <weft.h>
 
 #if defined(__SANITIZE_ADDRESS__) || defined(WEFT_SANITIZE_ADDRESS)
@@ -169,23 +173,102 @@ static WT_UNUSED void wt_log_sink(void *arg, int level, const char *msg)
 		fprintf(stderr, "weft log %d: %s\n", level, msg);
 }
 
+/* --- ring mode from the environment ------------------------------------ */
+
+/*
+ * WEFT_TEST_RING_MODE selects the io_uring mode of every runtime wt_rt_new
+ * builds, so one `make check` per mode covers all of them without each test
+ * knowing (.ci/run does this). Unset or empty: the runtime's own choice.
+ */
+struct wt_ring_mode {
+	const char *name;   /* value of WEFT_TEST_RING_MODE */
+	unsigned rt_flags;  /* ORed into weft_runtime_config.flags */
+	unsigned mode;      /* WEFT_RING_* the runtime must report */
+	int setup_flags;    /* io_uring_setup flags; -1: headers lack them */
+};
+
+static const struct wt_ring_mode wt_ring_modes[] = {
+#if defined(IORING_SETUP_SINGLE_ISSUER) && defined(IORING_SETUP_DEFER_TASKRUN)
+	{ "defer", 0, WEFT_RING_DEFER_TASKRUN,
+	  IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN },
+#else
+	{ "defer", 0, WEFT_RING_DEFER_TASKRUN, -1 },
+#endif
+#if defined(IORING_SETUP_COOP_TASKRUN) && defined(IORING_SETUP_TASKRUN_FLAG)
+	{ "coop", WEFT_RT_NO_DEFER_TASKRUN, WEFT_RING_COOP_TASKRUN,
+	  IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG },
+#else
+	{ "coop", WEFT_RT_NO_DEFER_TASKRUN, WEFT_RING_COOP_TASKRUN, -1 },
+#endif
+	{ "plain", WEFT_RT_NO_COOP_TASKRUN, WEFT_RING_PLAIN, 0 },
+};
+
+/* The mode WEFT_TEST_RING_MODE asks for, or NULL; fails on a bad value. */
+static WT_UNUSED const struct wt_ring_mode *wt_ring_mode_wanted(void)
+{
+	const char *v = getenv("WEFT_TEST_RING_MODE");
+	if (!v || !*v)
+		return NULL;
+	for (size_t i = 0; i < sizeof(wt_ring_modes) / sizeof(wt_ring_modes[0]);
+	     i++)
+		if (!strcmp(v, wt_ring_modes[i].name))
+			return &wt_ring_modes[i];
+	cr_assert_fail("WEFT_TEST_RING_MODE=%s: want defer, coop or plain", v);
+	return NULL;
+}
+
+/* Whether this kernel sets up a ring in mode @m (a throwaway ring). */
+static WT_UNUSED bool wt_ring_mode_supported(const struct wt_ring_mode *m)
+{
+	struct io_uring ring;
+	if (m->setup_flags < 0)
+		return false;
+	if (io_uring_queue_init(4, &ring, (unsigned)m->setup_flags) < 0)
+		return false;
+	io_uring_queue_exit(&ring);
+	return true;
+}
+
+/*
+ * Fail unless @rt runs in mode @m, or, where the kernel lacks @m, in a
+ * lesser one: proof that the requested mode really took effect.
+ */
+static WT_UNUSED void wt_ring_mode_check(weft_runtime *rt,
+					 const struct wt_ring_mode *m)
+{
+	weft_runtime_metrics met = { .size = sizeof(met) };
+	cr_assert_eq(weft_runtime_metrics_get(rt, &met), 0);
+	if (wt_ring_mode_supported(m))
+		cr_assert_eq(met.ring_mode, m->mode,
+			     "WEFT_TEST_RING_MODE=%s: ring_mode is %u, want %u",
+			     m->name, met.ring_mode, m->mode);
+	else
+		cr_assert_lt(met.ring_mode, m->mode,
+			     "WEFT_TEST_RING_MODE=%s (not in this kernel): "
+			     "ring_mode is %u", m->name, met.ring_mode);
+}
+
 /* Create a runtime for @c, asserting success. */
 static WT_UNUSED weft_runtime *wt_rt_new(const struct wt_cfg *c)
 {
+	const struct wt_ring_mode *mode = wt_ring_mode_wanted();
 	weft_runtime_config rc;
 	weft_runtime *rt = NULL;
 	weft_runtime_config_init(&rc);
 	rc.workers = c->workers;
-	rc.flags |= c->flags;
+	rc.flags |= c->flags | (mode ? mode->rt_flags : 0);
 	rc.log = wt_log_sink;
 	int err = weft_runtime_new(&rc, &rt);
 	cr_assert_eq(err, 0, "weft_runtime_new(workers=%u, flags=%#x): %s",
-		     c->workers, c->flags, weft_strerror(err));
+		     c->workers, rc.flags, weft_strerror(err));
 	cr_assert_not_null(rt);
 	cr_assert_eq(weft_runtime_workers(rt), c->workers);
+	if (mode)
+		wt_ring_mode_check(rt, mode);
 	/* Which configuration failed: run the program with --verbose. */
-	cr_log_info("runtime: %u workers, LIFO slot %s", c->workers,
-		    (c->flags & WEFT_RT_NO_LIFO_SLOT) ? "off" : "on");
+	cr_log_info("runtime: %u workers, LIFO slot %s, ring mode %s",
+		    c->workers, (c->flags & WEFT_RT_NO_LIFO_SLOT) ? "off" : "on",
+		    mode ? mode->name : "default");
 	return rt;
 }
 

@@ -30,6 +30,11 @@ enum {
 	WEFT_RT_NO_LIFO_SLOT = 1u << 0,
 	/** Do not ask for IORING_SETUP_DEFER_TASKRUN even if the kernel has it. */
 	WEFT_RT_NO_DEFER_TASKRUN = 1u << 1,
+	/**
+	 * A plain ring: ask for neither DEFER_TASKRUN nor COOP_TASKRUN
+	 * (implies WEFT_RT_NO_DEFER_TASKRUN). For tests and comparisons.
+	 */
+	WEFT_RT_NO_COOP_TASKRUN = 1u << 3,
 };
 
 /**

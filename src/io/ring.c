@@ -36,7 +36,7 @@ int weft__ring_init(struct weft__ring *r, unsigned entries, unsigned flags,
 	memset(r, 0, sizeof(*r));
 	r->eventfd = -1;
 #if HAVE_DECL_IORING_SETUP_DEFER_TASKRUN && HAVE_DECL_IORING_SETUP_SINGLE_ISSUER
-	if (!(flags & WEFT_RT_NO_DEFER_TASKRUN)) {
+	if (!(flags & (WEFT_RT_NO_DEFER_TASKRUN | WEFT_RT_NO_COOP_TASKRUN))) {
 		err = try_setup(r, entries, IORING_SETUP_SINGLE_ISSUER |
 						    IORING_SETUP_DEFER_TASKRUN);
 		if (!err)
@@ -44,7 +44,7 @@ int weft__ring_init(struct weft__ring *r, unsigned entries, unsigned flags,
 	}
 #endif
 #if HAVE_DECL_IORING_SETUP_COOP_TASKRUN && HAVE_DECL_IORING_SETUP_TASKRUN_FLAG
-	if (err == -EINVAL) {
+	if (err == -EINVAL && !(flags & WEFT_RT_NO_COOP_TASKRUN)) {
 		err = try_setup(r, entries, IORING_SETUP_COOP_TASKRUN |
 						    IORING_SETUP_TASKRUN_FLAG);
 		if (!err)
