@@ -986,13 +986,12 @@ WT_TEST(join_all, init_argument_errors)
 }
 
 /*
- * KNOWN BUG (fails until src/core/select.c is fixed): weft/future.h says
- * "NULL or unprepared @s: READY with *@winner = SIZE_MAX", but for a
- * zero-filled (never initialised) weft_select the poll reports
- * s->_winner, which is 0: the caller believes arm 0 won and reads an
- * output that was never written.
+ * Regression: weft/future.h says "NULL or unprepared @s: READY with
+ * *@winner = SIZE_MAX", but for a zero-filled (never initialised)
+ * weft_select the poll reported s->_winner, which is 0: the caller
+ * believed arm 0 won and read an output that was never written.
  */
-WT_TEST(select, bug_poll_unprepared_is_ready_with_size_max)
+WT_TEST(select, poll_unprepared_is_ready_with_size_max)
 {
 	weft_select s;
 	weft_waker w;

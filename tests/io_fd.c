@@ -244,9 +244,10 @@ WT_RT_TEST(io_fd, offset_below_minus_one_is_einval)
 /* --- re-preparing an op in flight -------------------------------------- */
 
 /*
- * First poll: a read of an empty pipe (stays in flight), then the same
- * weft_io is prepared again as a 1 ms sleep, which must drop the read
- * (cancel it, not leak its record) before the sleep runs.
+ * First poll: a read of an empty pipe (stays in flight). Preparing the same
+ * weft_io again is refused with -EBUSY and leaves the read alone (no leaked
+ * record, nothing cancelled behind the caller's back); after an explicit
+ * drop (which cancels the read) it can be prepared as a 1 ms sleep.
  */
 struct reprep {
 	int rfd;
@@ -264,6 +265,11 @@ static weft_poll reprep_poll(void *self, weft_cx *cx, void *out)
 		weft_io_prep_read(&s->io, s->rfd, s->buf, sizeof(s->buf), -1);
 		WT_CHECK(weft_io_poll(&s->io, cx, &r) == WEFT_PENDING,
 			 "read of an empty pipe: %lld", (long long)r);
+		WT_CHECK(weft_io_prep_sleep(&s->io, 1 * MS) == -EBUSY,
+			 "prep over an op in flight");
+		WT_CHECK(weft_io_poll(&s->io, cx, &r) == WEFT_PENDING,
+			 "the read goes on after -EBUSY: %lld", (long long)r);
+		weft_io_drop(&s->io);
 		WT_CHECK(weft_io_prep_sleep(&s->io, 1 * MS) == 0, "reprep");
 		s->step = 1;
 	}
@@ -285,7 +291,7 @@ static const weft_future_desc reprep_desc = {
 	.output_size = sizeof(int64_t),
 };
 
-WT_RT_TEST(io_fd, reprepare_in_flight_cancels_old_op)
+WT_RT_TEST(io_fd, reprepare_in_flight_is_ebusy)
 {
 	weft_runtime *rt = wt_rt_new(cfg);
 	int p[2];

@@ -21,14 +21,14 @@
 static int64_t recv_once(weft_runtime *rt, int fd, size_t len)
 {
 	static unsigned char buf[65536];
-	weft_io io;
+	weft_io io = WEFT_IO_INIT;
 	weft_io_prep_recv(&io, fd, buf, len, 0);
 	return wt_op_run(rt, &io);
 }
 
 static int64_t send_once(weft_runtime *rt, int fd, const void *b, size_t n)
 {
-	weft_io io;
+	weft_io io = WEFT_IO_INIT;
 	weft_io_prep_send(&io, fd, b, n, 0);
 	return wt_op_run(rt, &io);
 }
@@ -84,7 +84,7 @@ WT_RT_TEST(net_err, pending_recv_sees_peer_close)
 	int a, b;
 	tcp_pair(&a, &b);
 	static unsigned char buf[64];
-	weft_io io;
+	weft_io io = WEFT_IO_INIT;
 	struct wt_counters c = { 0 };
 	weft_io_prep_recv(&io, a, buf, sizeof(buf), 0);
 	weft_join *j = wt_op_spawn(rt, &io, &c);
@@ -156,7 +156,7 @@ WT_RT_TEST(net_err, connect_refused)
 	socklen_t len;
 	cr_assert_eq(weft_addr_parse("127.0.0.1", (uint16_t)port, &ss, &len),
 		     0);
-	weft_io io;
+	weft_io io = WEFT_IO_INIT;
 	cr_assert_eq(weft_io_prep_connect(&io, (struct sockaddr *)&ss, len), 0);
 	cr_expect_eq(wt_op_run(rt, &io), -ECONNREFUSED);
 	close(hold);
@@ -165,7 +165,7 @@ WT_RT_TEST(net_err, connect_refused)
 
 WT_TEST(net_err, connect_init_bad_address)
 {
-	weft_io io;
+	weft_io io = WEFT_IO_INIT;
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	int r = weft_io_prep_connect(&io, (struct sockaddr *)&sun, sizeof(sun));
 	cr_expect(r == -EAFNOSUPPORT || r == -EINVAL, "AF_UNIX: %d", r);
@@ -227,7 +227,7 @@ WT_RT_TEST(net_err, accept_on_unlistened_socket)
 	weft_runtime *rt = wt_rt_new(cfg);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	cr_assert_geq(fd, 0);
-	weft_io io;
+	weft_io io = WEFT_IO_INIT;
 	weft_io_prep_accept(&io, fd);
 	cr_expect_eq(wt_op_run(rt, &io), -EINVAL);
 	close(fd);

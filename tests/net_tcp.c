@@ -29,7 +29,7 @@ static void connect_pair(weft_runtime *rt, const char *host, int lfd,
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	weft_io acc, con;
+	weft_io acc = WEFT_IO_INIT, con = WEFT_IO_INIT;
 	cr_assert_eq(weft_addr_parse(host, port, &ss, &len), 0);
 	weft_io_prep_accept(&acc, lfd);
 	cr_assert_eq(weft_io_prep_connect(&con, (struct sockaddr *)&ss, len), 0);
@@ -44,7 +44,7 @@ static void connect_pair(weft_runtime *rt, const char *host, int lfd,
 
 static int op_close(weft_runtime *rt, int fd)
 {
-	weft_io io;
+	weft_io io = WEFT_IO_INIT;
 	weft_io_prep_close(&io, fd);
 	return (int)wt_op_run(rt, &io);
 }
