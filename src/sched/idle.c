@@ -47,6 +47,8 @@ void weft__idle_notify(struct weft_runtime *rt)
 	}
 	w = &rt->workers[idle->sleepers[--idle->nsleepers]];
 	w->in_sleepers = false;
+	/* seq_cst (both): other notifiers read these counts after their own
+	 * fence without the lock; the unpark below follows them. */
 	atomic_fetch_sub_explicit(&idle->num_idle, 1, memory_order_seq_cst);
 	/* The woken worker starts as a searcher, so that further pushes do
 	 * not wake a herd (Tokio's rule). */
@@ -65,6 +67,8 @@ bool weft__idle_try_search(struct weft_runtime *rt, struct weft__worker *w)
 					  memory_order_relaxed);
 	if (2 * n >= rt->nworkers && rt->nworkers > 1)
 		return false;
+	/* seq_cst: a pusher that fences and then sees a searcher wakes
+	 * nobody, so this must precede the steal scan that follows. */
 	atomic_fetch_add_explicit(&idle->num_searching, 1, memory_order_seq_cst);
 	w->searching = true;
 	return true;
@@ -75,6 +79,9 @@ void weft__idle_stop_search(struct weft_runtime *rt, struct weft__worker *w)
 	if (!w->searching)
 		return;
 	w->searching = false;
+	/* seq_cst: the last searcher's decrement is ordered against
+	 * pushers' fence-then-load of num_searching (idle.h), so either a
+	 * pusher sees no searcher and wakes one, or we notify below. */
 	if (atomic_fetch_sub_explicit(&rt->idle.num_searching, 1,
 				      memory_order_seq_cst) == 1)
 		weft__idle_notify(rt);
@@ -87,6 +94,9 @@ void weft__idle_register(struct weft_runtime *rt, struct weft__worker *w)
 	pthread_mutex_lock(&idle->lock);
 	idle->sleepers[idle->nsleepers++] = w->index;
 	w->in_sleepers = true;
+	/* seq_cst (both): the count changes precede the parker's fence and
+	 * final scan (worker.c park), against the pusher's push / fence /
+	 * count loads (idle.h): one of the two sees the other. */
 	atomic_fetch_add_explicit(&idle->num_idle, 1, memory_order_seq_cst);
 	if (w->searching) {
 		w->searching = false;
@@ -109,6 +119,7 @@ void weft__idle_unregister(struct weft_runtime *rt, struct weft__worker *w)
 			break;
 		}
 		w->in_sleepers = false;
+		/* seq_cst: as in notify, for lock-free readers of num_idle. */
 		atomic_fetch_sub_explicit(&idle->num_idle, 1,
 					  memory_order_seq_cst);
 	} else {

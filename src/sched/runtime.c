@@ -249,6 +249,9 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
 		return 0;
 	}
 	weft__owned_close_and_cancel(&rt->owned);
+	/* seq_cst: after the close (step 1), before the unparks (step 2);
+	 * workers load it seq_cst with the owned count in exit_ready, so a
+	 * worker that sees the flag sees the list closed. */
 	atomic_store_explicit(&rt->shutdown, true, memory_order_seq_cst);
 	weft__idle_unpark_all(rt);
 	for (unsigned i = 0; i < rt->nworkers; i++)

@@ -139,6 +139,8 @@ struct weft__owned *weft__sched_owned(struct weft_runtime *rt)
 
 void weft__sched_release(struct weft_runtime *rt)
 {
+	/* seq_cst: pairs with the store in weft_runtime_shutdown; the
+	 * owned list's acq_rel count decrement precedes this load. */
 	if (atomic_load_explicit(&rt->shutdown, memory_order_seq_cst))
 		weft__idle_unpark_all(rt);
 }
@@ -285,6 +287,8 @@ static bool exit_ready(struct weft__worker *w)
 {
 	struct weft_runtime *rt = w->rt;
 
+	/* seq_cst: pairs with the store in weft_runtime_shutdown (the list
+	 * is closed before the flag is set, so the count can only fall). */
 	return atomic_load_explicit(&rt->shutdown, memory_order_seq_cst) &&
 	       weft__owned_count(&rt->owned) == 0 &&
 	       weft__driver_is_idle(&w->driver);
@@ -353,6 +357,8 @@ static void run(struct weft__worker *w)
 	/* Whatever searching state remained must not count anymore. */
 	if (w->searching) {
 		w->searching = false;
+		/* seq_cst: as in weft__idle_stop_search; nobody needs waking
+		 * now, the runtime is shutting down. */
 		atomic_fetch_sub_explicit(&w->rt->idle.num_searching, 1,
 					  memory_order_seq_cst);
 	}
