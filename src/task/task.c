@@ -11,13 +11,6 @@
 #include "task/owned.h"
 #include "task/task.h"
 
-static WEFT__TLS struct weft__task *tls_current;
-
-struct weft__task *weft__task_current(void)
-{
-	return tls_current;
-}
-
 static void task_dealloc(struct weft__task *t)
 {
 	free(t);
@@ -121,12 +114,10 @@ void weft__task_run(struct weft__task *t)
 		return;
 	}
 
-	struct weft__task *outer = tls_current;
-	tls_current = t;
 	if (run == WEFT__RUN_CANCEL) {
 		task_drop_future(t);
 		task_complete(t);
-		goto out;
+		return;
 	}
 
 	weft_waker waker = { &weft__task_waker_vtable, t };
@@ -136,7 +127,7 @@ void weft__task_run(struct weft__task *t)
 		t->output_state = WEFT__OUTPUT_PRESENT;
 		task_drop_future(t);
 		task_complete(t);
-		goto out;
+		return;
 	}
 
 	switch (weft__state_to_idle(&t->state)) {
@@ -152,8 +143,6 @@ void weft__task_run(struct weft__task *t)
 		task_complete(t);
 		break;
 	}
-out:
-	tls_current = outer;
 }
 
 void weft__task_cancel(struct weft__task *t)

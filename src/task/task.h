@@ -84,9 +84,6 @@ void weft__task_unref_dead(struct weft__task *t);
 
 extern const weft_waker_vtable weft__task_waker_vtable;
 
-/* The task being polled on this thread, or NULL. */
-struct weft__task *weft__task_current(void);
-
 /* Abort @t (weft_task_abort and shutdown). */
 void weft__task_cancel(struct weft__task *t);
 
