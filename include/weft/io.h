@@ -89,7 +89,8 @@ typedef struct weft_io {
  *
  * Returns WEFT_PENDING after storing a clone of the context's waker, which
  * is woken when the CQE arrives. Must be called by the task that owns @io
- * (one poller at a time). NULL @io: READY with -EINVAL.
+ * (one poller at a time). NULL @io or @cx: READY with -EINVAL, @io
+ * untouched.
  */
 WEFT_API weft_poll weft_io_poll(weft_io *io, weft_cx *cx, int64_t *res);
 

@@ -149,7 +149,7 @@ static weft_poll io_start(weft_io *io, weft_cx *cx, int64_t *res)
 	op->fd = -1;
 	/* Before the SQE can reach the kernel (a full SQ submits inside
 	 * weft__ring_sqe): the CQE may be reaped by the next turn. */
-	op->waker = weft_waker_clone(cx ? cx->waker : NULL);
+	op->waker = weft_waker_clone(cx->waker);
 	int err = op_submit(d, op, io);
 	if (err) {
 		weft_waker_drop(&op->waker);
@@ -162,8 +162,11 @@ static weft_poll io_start(weft_io *io, weft_cx *cx, int64_t *res)
 
 WEFT_API weft_poll weft_io_poll(weft_io *io, weft_cx *cx, int64_t *res)
 {
-	if (!io)
-		return res ? (*res = -EINVAL, WEFT_READY) : WEFT_READY;
+	if (!io || !cx) { /* NULL rule (core.h): nothing is touched */
+		if (res)
+			*res = -EINVAL;
+		return WEFT_READY;
+	}
 	if (io->_magic != WEFT__IO_MAGIC || io->_done)
 		return io_ready(io, res, -EINVAL);
 	if (!io->_kind) /* the prep failed: report its error */
@@ -178,10 +181,9 @@ WEFT_API weft_poll weft_io_poll(weft_io *io, weft_cx *cx, int64_t *res)
 	weft_waker old = WEFT_WAKER_EMPTY;
 	weft__spin_lock(&op->lock);
 	if (!op->done) {
-		const weft_waker *w = cx ? cx->waker : NULL;
-		if (!weft_waker_will_wake(&op->waker, w)) {
+		if (!weft_waker_will_wake(&op->waker, cx->waker)) {
 			old = op->waker;
-			op->waker = weft_waker_clone(w);
+			op->waker = weft_waker_clone(cx->waker);
 		}
 		weft__spin_unlock(&op->lock);
 		/* Dropping may free a task: not under the spinlock. */

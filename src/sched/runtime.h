@@ -98,5 +98,4 @@ static inline void weft__worker_unpark(struct weft__worker *w)
 /* Worker thread entry (worker.c). */
 void *weft__worker_main(void *arg);
 
-
 #endif /* WEFT_SCHED_RUNTIME_H */
