@@ -168,9 +168,12 @@ static struct weft__task *pop_injector(struct weft__worker *w)
 	struct weft__task *first = weft__task_from_qnode(q);
 	for (q = q->next; q;) {
 		struct weft__qnode *next = q->next;
-		push_local(w, weft__task_from_qnode(q));
+		push_local_quiet(w, weft__task_from_qnode(q));
 		q = next;
 	}
+	/* One notify for the batch: a woken thief takes half of it. */
+	if (n > 1)
+		weft__idle_notify(rt);
 	return first;
 }
 
