@@ -120,7 +120,14 @@ void *weft__deque_pop(struct weft__deque *dq)
 void *weft__deque_pop_lifo(struct weft__deque *dq)
 {
 	int64_t b = atomic_load_explicit(&dq->bottom, memory_order_relaxed) - 1;
-	int64_t t;
+	int64_t t = atomic_load_explicit(&dq->top, memory_order_relaxed);
+
+	/* Empty without the fence: top only grows, so a stale top is at
+	 * most the real one and b < t means empty now too. The worker asks
+	 * an empty deque often (the LIFO slot feeds message-passing pairs
+	 * and chains). */
+	if (b < t)
+		return NULL;
 
 #if WEFT__TSAN
 	/* seq_cst store then load stand in for the fence below (TSan). */
