@@ -141,3 +141,41 @@ ParameterizedTest(const struct wt_cfg *cfg, sched_fairness,
 	cr_expect_lt(polls, YIELD_CAP, "the victims starved");
 	wt_rt_free(rt);
 }
+
+/*
+ * Both owner policies on several workers: yielding tasks spawned from
+ * outside spread by stealing (one CAS per task against a LIFO owner, one
+ * per batch against a FIFO one) and every one completes exactly once.
+ */
+static struct wt_cfg steal_cfgs[] = {
+	{ 2, 0 },
+	{ 4, 0 },
+	{ 2, WEFT_RT_FIFO_OWNER },
+	{ 4, WEFT_RT_FIFO_OWNER },
+	{ 4, WEFT_RT_FIFO_OWNER | WEFT_RT_NO_LIFO_SLOT },
+};
+
+ParameterizedTestParameters(sched_fairness, owner_policies_complete_all)
+{
+	return cr_make_param_array(struct wt_cfg, steal_cfgs,
+				   sizeof(steal_cfgs) / sizeof(steal_cfgs[0]));
+}
+
+ParameterizedTest(const struct wt_cfg *cfg, sched_fairness,
+		  owner_policies_complete_all, .timeout = 30,
+		  .fini = wt_fini)
+{
+	struct wt_counters c = { 0 };
+	weft_runtime *rt = wt_rt_new(cfg);
+	const unsigned n = 2000, yields = 5;
+
+	int64_t sum = wt_spawn_n_join(rt, n, 1, yields, &c);
+	cr_expect_eq(sum, (int64_t)n * (n + 1) / 2);
+	cr_expect_eq(atomic_load(&c.readies), (int)n);
+	cr_expect_eq(atomic_load(&c.polls), (int)(n * (yields + 1)));
+	weft_runtime_metrics m = { .size = sizeof(m) };
+	cr_assert_eq(weft_runtime_metrics_get(rt, &m), 0);
+	cr_log_info("flags %#x: %llu steals", cfg->flags,
+		    (unsigned long long)m.steals);
+	wt_rt_free(rt);
+}
