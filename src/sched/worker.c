@@ -29,7 +29,13 @@
 /* A LIFO owner takes from the top (oldest first) every this many ticks. */
 #define OWNER_FIFO_INTERVAL 16
 
-static WEFT__TLS bool tls_pop_top; /* a task yielded: next pop from top */
+/*
+ * Set when a task went to the bottom of this worker's deque to run after
+ * the others (a yield, the LIFO budget): the next pop takes from the top.
+ * Per worker thread; it would sit in struct weft__worker, but a TLS flag
+ * keeps this change out of runtime.h.
+ */
+static WEFT__TLS bool tls_pop_top;
 
 static WEFT__TLS struct weft__worker *tls_worker;
 
