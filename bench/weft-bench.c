@@ -697,6 +697,8 @@ struct result {
 	double ops_per_sec, ns_per_op;
 };
 
+static unsigned rt_flags; /* WEFT_RT_* from the command line */
+
 static void run_workload(const struct workload *w, unsigned workers,
 			 unsigned reps, struct result *r)
 {
@@ -710,6 +712,7 @@ static void run_workload(const struct workload *w, unsigned workers,
 	}
 	weft_runtime_config_init(&cfg);
 	cfg.workers = workers;
+	cfg.flags |= rt_flags;
 	check(weft_runtime_new(&cfg, &rt), "weft_runtime_new");
 
 	w->iter(rt); /* warm-up */
@@ -733,6 +736,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: weft-bench [--workers N] [--reps N] [--filter SUBSTR]\n"
+		"                  [--fifo-owner]\n"
 		"\n"
 		"Tokio's rt_multi_threaded workloads on a weft runtime:\n"
 		"  spawn_many_local spawn_many_remote_idle yield_many\n"
@@ -743,6 +747,8 @@ static void usage(FILE *f)
 		"  --reps N         timed iterations per workload, after one\n"
 		"                   warm-up (default 10); the median is shown\n"
 		"  --filter SUBSTR  run only workloads whose name contains it\n"
+		"  --fifo-owner     WEFT_RT_FIFO_OWNER: workers pop their own\n"
+		"                   queue oldest first (default: newest first)\n"
 		"  --help           this text\n");
 }
 
@@ -771,6 +777,7 @@ int main(int argc, char **argv)
 		{ "workers", required_argument, NULL, 'w' },
 		{ "reps", required_argument, NULL, 'r' },
 		{ "filter", required_argument, NULL, 'f' },
+		{ "fifo-owner", no_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -793,6 +800,9 @@ int main(int argc, char **argv)
 			break;
 		case 'f':
 			filter = optarg;
+			break;
+		case 'F':
+			rt_flags |= WEFT_RT_FIFO_OWNER;
 			break;
 		case 'h':
 			usage(stdout);

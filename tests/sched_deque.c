@@ -274,6 +274,64 @@ Test(deque, steal_into_single_and_empty)
 	dq_fini();
 }
 
+/* --- steal_batch_into: the same results with one CAS ---------------------- */
+
+Test(deque, steal_batch_into_takes_half_rounded_up)
+{
+	dq_init(5);
+	cr_assert_eq(weft__deque_init(&dst, 5), 0);
+	for (uintptr_t i = 1; i <= 9; i++)
+		cr_assert(weft__deque_push(&dq, P(i)));
+	int64_t top0 = atomic_load(&dq.top);
+	size_t stolen = 1234;
+	void *run = weft__deque_steal_batch_into(&dq, &dst, 32, &stolen);
+	cr_expect_eq(stolen, 5);
+	cr_expect_eq(I(run), 5);
+	cr_expect_eq(atomic_load(&dq.top), top0 + 5);
+	cr_expect_eq(weft__deque_len(&dst), 4);
+	for (uintptr_t i = 1; i <= 4; i++)
+		cr_expect_eq(I(weft__deque_pop(&dst)), i);
+	for (uintptr_t i = 6; i <= 9; i++)
+		cr_expect_eq(I(weft__deque_pop(&dq)), i);
+	cr_expect_null(weft__deque_steal_batch_into(&dq, &dst, 32, &stolen));
+	cr_expect_eq(stolen, 0);
+	weft__deque_destroy(&dst);
+	dq_fini();
+}
+
+Test(deque, steal_batch_into_respects_max_and_room)
+{
+	dq_init(5);
+	cr_assert_eq(weft__deque_init(&dst, 2), 0); /* room for 4 */
+	for (uintptr_t i = 1; i <= 20; i++)
+		cr_assert(weft__deque_push(&dq, P(i)));
+	size_t stolen = 0;
+	void *run = weft__deque_steal_batch_into(&dq, &dst, 3, &stolen);
+	cr_expect_eq(stolen, 3);
+	cr_expect_eq(I(run), 3);
+	cr_expect_eq(weft__deque_len(&dst), 2);
+	/* dst now has room for 2: at most 3 more (2 queued, 1 to run),
+	 * across the wrap point of its 4-slot buffer. */
+	run = weft__deque_steal_batch_into(&dq, &dst, 16, &stolen);
+	cr_expect_eq(stolen, 3);
+	cr_expect_eq(I(run), 6);
+	cr_expect_eq(weft__deque_len(&dst), 4);
+	for (uintptr_t i = 1; i <= 5; i++) {
+		if (i == 3)
+			continue;
+		cr_expect_eq(I(weft__deque_pop(&dst)), i);
+	}
+	/* Full dst: only the one to run. */
+	for (uintptr_t i = 0; i < 4; i++)
+		cr_assert(weft__deque_push(&dst, P(100 + i)));
+	run = weft__deque_steal_batch_into(&dq, &dst, 16, &stolen);
+	cr_expect_eq(stolen, 1);
+	cr_expect_eq(I(run), 7);
+	cr_expect_eq(weft__deque_len(&dq), 13);
+	weft__deque_destroy(&dst);
+	dq_fini();
+}
+
 /* --- one owner, K thieves ------------------------------------------------- */
 
 #define THIEVES 3
@@ -295,9 +353,14 @@ static void take(uintptr_t v)
 	atomic_fetch_add_explicit(&taken_total, 1, memory_order_relaxed);
 }
 
+/* What the thieves use; with BATCH the owner never calls pop_lifo. */
+enum thief_mode { SINGLE, INTO, BATCH };
+
 static void *thief_main(void *arg)
 {
-	bool use_steal_into = (uintptr_t)arg & 1;
+	enum thief_mode mode = (enum thief_mode)((uintptr_t)arg >> 1);
+	/* Odd thieves use the mode, even ones single steals: a mix. */
+	bool batch = (uintptr_t)arg & 1;
 	struct weft__deque mine;
 	if (weft__deque_init(&mine, 6))
 		abort();
@@ -305,13 +368,18 @@ static void *thief_main(void *arg)
 	for (;;) {
 		bool done = atomic_load(&owner_done);
 		void *it;
-		if (use_steal_into) {
+		if (batch && mode != SINGLE) {
 			size_t n;
-			it = weft__deque_steal_into(&dq, &mine, 32, &n);
+			it = mode == BATCH
+				     ? weft__deque_steal_batch_into(&dq, &mine,
+								    32, &n)
+				     : weft__deque_steal_into(&dq, &mine, 32,
+							      &n);
 			if (it) {
 				take(I(it));
 				while ((it = weft__deque_pop_lifo(&mine)))
 					take(I(it));
+				it = P(1); /* not empty */
 			}
 		} else {
 			it = weft__deque_steal(&dq);
@@ -327,7 +395,14 @@ static void *thief_main(void *arg)
 	return NULL;
 }
 
-static void owner_vs_thieves(unsigned log2, bool steal_into)
+/* The owner's take: FIFO only when thieves batch-steal (deque.h). */
+static void *owner_take(bool lifo, enum thief_mode mode)
+{
+	return lifo && mode != BATCH ? weft__deque_pop_lifo(&dq)
+				     : weft__deque_pop(&dq);
+}
+
+static void owner_vs_thieves(unsigned log2, enum thief_mode mode)
 {
 	pthread_t th[THIEVES];
 	dq_init(log2);
@@ -338,7 +413,8 @@ static void owner_vs_thieves(unsigned log2, bool steal_into)
 		atomic_store(&seen[i], 0);
 	for (uintptr_t k = 0; k < THIEVES; k++)
 		cr_assert_eq(pthread_create(&th[k], NULL, thief_main,
-					    (void *)(k + (steal_into ? 1 : 0))),
+					    (void *)((uintptr_t)mode << 1 |
+						     (k & 1))),
 			     0);
 	/* Start together, or the owner is done before a thief runs. */
 	while (atomic_load(&thieves_ready) < THIEVES)
@@ -348,8 +424,7 @@ static void owner_vs_thieves(unsigned log2, bool steal_into)
 	for (uintptr_t v = 1; v <= M_ITEMS; v++) {
 		while (!weft__deque_push(&dq, P(v))) {
 			/* Full: take one ourselves. */
-			void *it = (v & 1) ? weft__deque_pop(&dq)
-					   : weft__deque_pop_lifo(&dq);
+			void *it = owner_take(!(v & 1), mode);
 			if (it)
 				take(I(it));
 		}
@@ -362,13 +437,13 @@ static void owner_vs_thieves(unsigned log2, bool steal_into)
 		case 1:
 		case 2:
 		case 3: {
-			void *it = weft__deque_pop_lifo(&dq);
+			void *it = owner_take(true, mode);
 			if (it)
 				take(I(it));
 			break;
 		}
 		case 4: {
-			void *it = weft__deque_pop(&dq);
+			void *it = owner_take(false, mode);
 			if (it)
 				take(I(it));
 			break;
@@ -379,7 +454,7 @@ static void owner_vs_thieves(unsigned log2, bool steal_into)
 	}
 	/* Drain our share, racing the thieves for the last items. */
 	void *it;
-	while ((it = weft__deque_pop_lifo(&dq)))
+	while ((it = owner_take(true, mode)))
 		take(I(it));
 	atomic_store(&owner_done, true);
 	for (int k = 0; k < THIEVES; k++)
@@ -400,16 +475,23 @@ static void owner_vs_thieves(unsigned log2, bool steal_into)
 Test(deque, owner_vs_thieves_small, .timeout = 30)
 {
 	for (int round = 0; round < 5; round++)
-		owner_vs_thieves(2, false);
+		owner_vs_thieves(2, SINGLE);
 }
 
 Test(deque, owner_vs_thieves_large, .timeout = 30)
 {
-	owner_vs_thieves(8, false);
+	owner_vs_thieves(8, SINGLE);
 }
 
 Test(deque, owner_vs_steal_into, .timeout = 30)
 {
 	for (int round = 0; round < 5; round++)
-		owner_vs_thieves(3, true);
+		owner_vs_thieves(3, INTO);
+}
+
+Test(deque, fifo_owner_vs_steal_batch_into, .timeout = 30)
+{
+	for (int round = 0; round < 5; round++)
+		owner_vs_thieves(3, BATCH);
+	owner_vs_thieves(8, BATCH);
 }

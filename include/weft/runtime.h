@@ -31,6 +31,13 @@ enum {
 	/** Do not ask for IORING_SETUP_DEFER_TASKRUN even if the kernel has it. */
 	WEFT_RT_NO_DEFER_TASKRUN = 1u << 1,
 	/**
+	 * Each worker takes its own queued tasks oldest first (one CAS per
+	 * pop), and thieves then steal half a queue with one CAS. Without
+	 * it a worker takes its newest task first (Chase-Lev's take, no
+	 * CAS) and thieves pay one CAS per stolen task. See docs/design.md.
+	 */
+	WEFT_RT_FIFO_OWNER = 1u << 2,
+	/**
 	 * A plain ring: ask for neither DEFER_TASKRUN nor COOP_TASKRUN
 	 * (implies WEFT_RT_NO_DEFER_TASKRUN). For tests and comparisons.
 	 */

@@ -6,11 +6,20 @@
  * Memory Models", PPoPP 2013.
  *
  * Concurrency contract (names say who may call):
- *   weft__deque_push       owner only   add at the bottom
- *   weft__deque_pop        owner only   take the oldest item (top, FIFO)
- *   weft__deque_pop_lifo   owner only   take the newest item (bottom, LIFO)
- *   weft__deque_steal      any thread   take the oldest item (top)
- *   weft__deque_len        any thread   a snapshot, possibly stale
+ *   weft__deque_push        owner only   add at the bottom
+ *   weft__deque_pop_lifo    owner only   take the newest item (bottom, LIFO):
+ *                                        Chase-Lev's take, no CAS unless it
+ *                                        is the last item
+ *   weft__deque_pop         owner only   take the oldest item (top, FIFO),
+ *                                        one CAS
+ *   weft__deque_steal       any thread   take the oldest item (top)
+ *   weft__deque_steal_into  owner of dst take up to half, one CAS per item:
+ *                                        safe whatever the owner of src does
+ *   weft__deque_steal_batch_into
+ *                           owner of dst take up to half with one CAS: only
+ *                                        if the owner of src never calls
+ *                                        pop_lifo (a FIFO owner)
+ *   weft__deque_len         any thread   a snapshot, possibly stale
  *
  * The buffer is fixed: a full push fails and the scheduler moves half of
  * the queue to the injector (Tokio, Go), so no memory reclamation is needed
@@ -18,15 +27,8 @@
  * while growing) cannot arise. Indices are signed 64-bit so that an empty
  * deque (bottom - 1 < top during pop_lifo) never looks full.
  *
- * The owner's FIFO pop is a thief's CAS on top done by the owner: Tokio's
- * and crossbeam's FIFO workers make the same trade (one RMW per pop) to get
- * fair FIFO order; the LIFO slot in the worker gives locality instead.
- *
- * Why thieves take one item per CAS: a batch steal that moves top from t to
- * t+n with one CAS races with the owner's pop_lifo, which takes items above
- * top+1 without any CAS after its first fence: the owner may pop t+1 while a
- * thief that read the old bottom takes [t, t+2). A thief that wants half
- * loops single steals instead (weft__deque_steal_into).
+ * Why a batch steal with one CAS needs a FIFO owner: see the top of
+ * deque.c.
  */
 #ifndef WEFT_SCHED_DEQUE_H
 #define WEFT_SCHED_DEQUE_H
@@ -53,10 +55,11 @@ void weft__deque_destroy(struct weft__deque *dq);
 /* Owner: add @item at the bottom. False (nothing done) when full. */
 bool weft__deque_push(struct weft__deque *dq, void *item);
 
-/* Owner: take the oldest item, NULL when empty. */
+/* Owner: take the oldest item (one CAS on top), NULL when empty. */
 void *weft__deque_pop(struct weft__deque *dq);
 
-/* Owner: take the newest item, NULL when empty. */
+/* Owner: take the newest item (no CAS unless it is the last), NULL when
+ * empty. A deque whose owner calls this must not be batch-stolen from. */
 void *weft__deque_pop_lifo(struct weft__deque *dq);
 
 /* Any thread: take the oldest item; NULL when empty or the CAS was lost. */
@@ -70,6 +73,16 @@ void *weft__deque_steal(struct weft__deque *dq);
  */
 void *weft__deque_steal_into(struct weft__deque *src, struct weft__deque *dst,
 			     size_t max, size_t *stolen);
+
+/*
+ * As weft__deque_steal_into, but the whole batch is claimed with one CAS
+ * on @src's top. Only for a @src whose owner never calls
+ * weft__deque_pop_lifo (the proof is at the top of deque.c); a lost CAS
+ * means another thread took items, and the batch is retried.
+ */
+void *weft__deque_steal_batch_into(struct weft__deque *src,
+				   struct weft__deque *dst, size_t max,
+				   size_t *stolen);
 
 size_t weft__deque_len(const struct weft__deque *dq);
 

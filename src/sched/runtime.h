@@ -45,6 +45,9 @@ struct weft__worker {
 	uint64_t rng;
 	struct weft__task *lifo;
 	bool searching;
+	/* A task went to the bottom of the deque to run after the others (a
+	 * yield, the LIFO budget): the next pop takes from the top. */
+	bool pop_top;
 
 	/* Shared with other threads. */
 	struct weft__driver driver; /* ring, inbox, park state, io counters */

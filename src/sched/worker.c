@@ -25,6 +25,8 @@
 
 #define EVENT_INTERVAL 61
 #define MAX_LIFO_POLLS 3
+/* A LIFO owner takes from the top (oldest first) every this many ticks. */
+#define OWNER_FIFO_INTERVAL 16
 
 static WEFT__TLS struct weft__worker *tls_worker;
 
@@ -130,6 +132,11 @@ void weft__sched_yield(struct weft__task *t)
 
 	weft__assert(w && w->rt == t->rt);
 	push_local(w, t);
+	/* A LIFO owner's next pop would hand @t straight back and starve
+	 * everyone queued before it: take the next one from the top, so a
+	 * yield-looping task gets one poll per task ahead of it at most
+	 * (tests/sched_fairness.c). */
+	w->pop_top = true;
 }
 
 struct weft__owned *weft__sched_owned(struct weft_runtime *rt)
@@ -165,9 +172,12 @@ static struct weft__task *pop_injector(struct weft__worker *w)
 	struct weft__task *first = weft__task_from_qnode(q);
 	for (q = q->next; q;) {
 		struct weft__qnode *next = q->next;
-		push_local(w, weft__task_from_qnode(q));
+		push_local_quiet(w, weft__task_from_qnode(q));
 		q = next;
 	}
+	/* One notify for the batch: a woken thief takes half of it. */
+	if (n > 1)
+		weft__idle_notify(rt);
 	return first;
 }
 
@@ -185,7 +195,16 @@ static struct weft__task *next_task(struct weft__worker *w)
 		w->lifo = NULL;
 		return t;
 	}
-	t = weft__deque_pop(&w->dq);
+	/* A LIFO owner (Chase-Lev's take, no CAS) keeps the newest task's
+	 * data in cache; a periodic or post-yield pop from the top bounds
+	 * how long the oldest waits. */
+	if ((w->rt->flags & WEFT_RT_FIFO_OWNER) || w->pop_top ||
+	    w->tick % OWNER_FIFO_INTERVAL == 0) {
+		w->pop_top = false;
+		t = weft__deque_pop(&w->dq);
+	} else {
+		t = weft__deque_pop_lifo(&w->dq);
+	}
 	if (t)
 		return t;
 	return pop_injector(w);
@@ -216,6 +235,8 @@ static void run_task(struct weft__worker *w, struct weft__task *t)
 		t = w->lifo;
 		w->lifo = NULL;
 		push_local_quiet(w, t);
+		/* Behind everyone else on a LIFO owner too (see yield). */
+		w->pop_top = true;
 	}
 }
 
@@ -237,8 +258,13 @@ static struct weft__task *steal(struct weft__worker *w)
 
 		if (v == w)
 			continue;
-		struct weft__task *t = weft__deque_steal_into(&v->dq, &w->dq,
-							      max, &got);
+		/* One CAS per batch only when no owner pops LIFO (deque.c). */
+		struct weft__task *t =
+			(rt->flags & WEFT_RT_FIFO_OWNER)
+				? weft__deque_steal_batch_into(&v->dq, &w->dq,
+							       max, &got)
+				: weft__deque_steal_into(&v->dq, &w->dq, max,
+							 &got);
 		if (t) {
 			WEFT__METRIC_ADD(w, steals, got);
 			return t;

@@ -4,6 +4,9 @@
  * thieves (single steals and steal_into a deque of their own), with tiny
  * capacities (2..8) so that "full" and wrap-around happen on nearly every
  * operation. Every item must be taken exactly once and no item invented.
+ * In half the rounds the owner is FIFO only (push / pop) and the thieves
+ * batch-steal with one CAS (steal_batch_into) instead of steal_into: that
+ * claim is sound only without pop_lifo (deque.c).
  *
  * Build it three ways (docs/design.md, Testing): -O2 exercises the fence
  * version of deque.c; under TSan deque.c swaps the fences for seq_cst
@@ -29,6 +32,7 @@ struct round {
 	atomic_bool owner_done;
 	atomic_uint_fast64_t taken;
 	unsigned steal_into_mask; /* thief k uses steal_into if bit k set */
+	bool fifo_owner;          /* no pop_lifo; steal_into is the batch */
 	unsigned round_no;
 };
 
@@ -65,7 +69,11 @@ static void *thief_main(void *arg)
 		void *it;
 		if (into) {
 			size_t n = 77;
-			it = weft__deque_steal_into(&r->dq, &mine, 8, &n);
+			it = r->fifo_owner
+				     ? weft__deque_steal_batch_into(
+					       &r->dq, &mine, 8, &n)
+				     : weft__deque_steal_into(&r->dq, &mine,
+							      8, &n);
 			STRESS_CHECK(it ? n >= 1 && n <= 8 : n == 0,
 				     "steal_into returned %p with n=%zu", it,
 				     n);
@@ -100,7 +108,7 @@ static void run_round(struct round *r, struct stress_rng *rng)
 	unsigned log2 = 1 + (unsigned)stress_below(rng, 3); /* 2, 4, 8 */
 	/* Operation mix of this round, in percent. */
 	unsigned p_pop = (unsigned)stress_below(rng, 40);
-	unsigned p_lifo = (unsigned)stress_below(rng, 40);
+	unsigned p_lifo = r->fifo_owner ? 0 : (unsigned)stress_below(rng, 40);
 
 	STRESS_CHECK(weft__deque_init(&r->dq, log2) == 0, "deque_init");
 	size_t cap = weft__deque_capacity(&r->dq);
@@ -123,7 +131,7 @@ static void run_round(struct round *r, struct stress_rng *rng)
 			size_t len = weft__deque_len(&r->dq);
 			STRESS_CHECK(len <= cap, "len %zu > capacity %zu", len,
 				     cap);
-			void *it = stress_chance(rng, 50)
+			void *it = r->fifo_owner || stress_chance(rng, 50)
 					   ? weft__deque_pop(&r->dq)
 					   : weft__deque_pop_lifo(&r->dq);
 			if (it)
@@ -139,8 +147,9 @@ static void run_round(struct round *r, struct stress_rng *rng)
 			take(r, it, dice < p_pop ? "pop" : "pop_lifo");
 	}
 	void *it;
-	while ((it = stress_chance(rng, 50) ? weft__deque_pop_lifo(&r->dq)
-					     : weft__deque_pop(&r->dq)))
+	while ((it = !r->fifo_owner && stress_chance(rng, 50)
+			     ? weft__deque_pop_lifo(&r->dq)
+			     : weft__deque_pop(&r->dq)))
 		take(r, it, "owner drain");
 	atomic_store(&r->owner_done, true);
 	for (unsigned k = 0; k < r->thieves; k++)
@@ -159,10 +168,11 @@ static void run_round(struct round *r, struct stress_rng *rng)
 	STRESS_CHECK(weft__deque_steal(&r->dq) == NULL, "steal after drain");
 	weft__deque_destroy(&r->dq);
 	if (stress_verbose)
-		printf("round %u: cap %zu, %u thieves (into %#x), mix %u/%u, "
-		       "%" PRIu64 " full pushes\n",
+		printf("round %u: cap %zu, %u thieves (into %#x, %s), "
+		       "mix %u/%u, %" PRIu64 " full pushes\n",
 		       r->round_no, cap, r->thieves, r->steal_into_mask,
-		       p_pop, p_lifo, full);
+		       r->fifo_owner ? "batch" : "per item", p_pop, p_lifo,
+		       full);
 }
 
 int main(int argc, char **argv)
@@ -184,6 +194,7 @@ int main(int argc, char **argv)
 		r.round_no = round;
 		r.thieves = 1 + (unsigned)stress_below(&rng, MAX_THIEVES);
 		r.steal_into_mask = (unsigned)stress_below(&rng, 8);
+		r.fifo_owner = stress_chance(&rng, 50);
 		stress_set_phase("round");
 		run_round(&r, &rng);
 		items_total += r.items;
