@@ -132,6 +132,14 @@ void *weft__deque_pop_lifo(struct weft__deque *dq)
 	 * and chains). */
 	if (b < t)
 		return NULL;
+	/* One item (as far as we can tell): it is both the newest and the
+	 * oldest, so take it from the top with one CAS, as a thief or the
+	 * owner's periodic FIFO pop does, instead of the exchange plus the
+	 * last-item CAS below. With the LIFO slot the deque often holds just
+	 * the one task the slot displaced. If top moved meanwhile, the CAS
+	 * (or pop's own check) sees an empty deque. */
+	if (b == t)
+		return weft__deque_pop(dq);
 
 	/* Dekker's pattern, the ordering Chase-Lev cannot do without: a
 	 * seq_cst exchange of bottom, then a seq_cst load of top, ordered in

@@ -45,6 +45,7 @@ struct weft__worker {
 	uint64_t rng;
 	struct weft__task *lifo;
 	bool searching;
+	bool fifo_owner; /* WEFT_RT_FIFO_OWNER, kept here for next_task */
 	/* A task went to the bottom of the deque to run after the others (a
 	 * yield, the LIFO budget): the next pop takes from the top. */
 	bool pop_top;

@@ -198,7 +198,7 @@ static struct weft__task *next_task(struct weft__worker *w)
 	/* A LIFO owner (Chase-Lev's take, no CAS) keeps the newest task's
 	 * data in cache; a periodic or post-yield pop from the top bounds
 	 * how long the oldest waits. */
-	if ((w->rt->flags & WEFT_RT_FIFO_OWNER) || w->pop_top ||
+	if (w->fifo_owner || w->pop_top ||
 	    w->tick % OWNER_FIFO_INTERVAL == 0) {
 		w->pop_top = false;
 		t = weft__deque_pop(&w->dq);
