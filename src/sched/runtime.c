@@ -116,6 +116,7 @@ static int alloc_runtime(const weft_runtime_config *cfg, unsigned n,
 		w->rt = rt;
 		w->index = i;
 		w->fifo_owner = cfg->flags & WEFT_RT_FIFO_OWNER;
+		w->pop_top = w->fifo_owner;
 		w->rng = 0x9E3779B97F4A7C15ULL * (i + 1);
 		weft__driver_prepare(&w->driver);
 		if ((err = weft__deque_init(&w->dq, DEQUE_LOG2))) {

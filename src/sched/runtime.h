@@ -59,6 +59,8 @@ struct weft__worker {
 } weft__cacheline_aligned;
 
 struct weft_runtime {
+	/* First: task/hooks.h finds it at offset 0 without a call. */
+	struct weft__owned owned;
 	unsigned nworkers;
 	unsigned flags;
 	unsigned spin_rounds;
@@ -67,7 +69,6 @@ struct weft_runtime {
 	struct weft__worker *workers;
 	struct weft__injector injector;
 	struct weft__idle idle;
-	struct weft__owned owned;
 	_Atomic uint64_t spawned_remote; /* spawns from non-worker threads */
 	_Atomic bool shutdown;   /* workers exit once the owned list is empty */
 	bool shut_down;          /* weft_runtime_shutdown completed */
@@ -87,11 +88,10 @@ struct weft_runtime {
 /* The worker running on this thread, or NULL. */
 struct weft__worker *weft__worker_current(void);
 
-/* Queue a new task: local deque on a worker of @rt, else the injector. */
-void weft__sched_spawn(struct weft_runtime *rt, struct weft__task *t);
-
-/* The task hooks (weft__sched_schedule, _yield, _release, _owned) are
- * declared in task/hooks.h. */
+/* The task hooks (weft__sched_spawn, _schedule, _yield, _release, _owned,
+ * weft__log) are declared in task/hooks.h. */
+_Static_assert(offsetof(struct weft_runtime, owned) == 0,
+	       "task/hooks.h: weft__sched_owned");
 
 /* Wake worker @w if it is parked. Any thread. */
 static inline void weft__worker_unpark(struct weft__worker *w)

@@ -139,11 +139,6 @@ void weft__sched_yield(struct weft__task *t)
 	w->pop_top = true;
 }
 
-struct weft__owned *weft__sched_owned(struct weft_runtime *rt)
-{
-	return &rt->owned;
-}
-
 void weft__sched_release(struct weft_runtime *rt)
 {
 	/* seq_cst: pairs with the store in weft_runtime_shutdown; the
@@ -198,9 +193,8 @@ static struct weft__task *next_task(struct weft__worker *w)
 	/* A LIFO owner (Chase-Lev's take, no CAS) keeps the newest task's
 	 * data in cache; a periodic or post-yield pop from the top bounds
 	 * how long the oldest waits. */
-	if (w->fifo_owner || w->pop_top ||
-	    w->tick % OWNER_FIFO_INTERVAL == 0) {
-		w->pop_top = false;
+	if (w->pop_top || w->tick % OWNER_FIFO_INTERVAL == 0) {
+		w->pop_top = w->fifo_owner; /* a FIFO owner always pops top */
 		t = weft__deque_pop(&w->dq);
 	} else {
 		t = weft__deque_pop_lifo(&w->dq);

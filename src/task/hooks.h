@@ -12,6 +12,10 @@ struct weft_runtime;
 struct weft__owned;
 struct weft__task;
 
+/* Queue a new task of @rt: the LIFO slot on a worker of @rt, else the
+ * injector and an unpark. Any thread. */
+void weft__sched_spawn(struct weft_runtime *rt, struct weft__task *t);
+
 /*
  * Queue @t, woken from any thread, consuming the queue reference the wake
  * took (state.h): the LIFO slot on a worker of its runtime, else the
@@ -26,8 +30,16 @@ void weft__sched_yield(struct weft__task *t);
 /* @rt's owned-task list became empty (shutdown may be waiting for it). */
 void weft__sched_release(struct weft_runtime *rt);
 
-/* @rt's owned-task list. */
-struct weft__owned *weft__sched_owned(struct weft_runtime *rt);
+/*
+ * @rt's owned-task list. A layout contract rather than a call, because
+ * spawn and completion use it on every task: the scheduler keeps the list
+ * as the first member of struct weft_runtime (asserted in
+ * sched/runtime.h).
+ */
+static inline struct weft__owned *weft__sched_owned(struct weft_runtime *rt)
+{
+	return (struct weft__owned *)(void *)rt;
+}
 
 /* Send a diagnostic to @rt's log callback, if any (caller misuse the task
  * layer detects, such as a join handle dropped twice). Any thread. */

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <weft/task.h>
+
 #include "task/hooks.h"
 #include "task/owned.h"
 #include "task/task.h"
@@ -149,4 +151,23 @@ void weft__task_cancel(struct weft__task *t)
 {
 	if (weft__state_cancel(&t->state) == WEFT__WAKE_SUBMIT)
 		weft__sched_schedule(t);
+}
+
+WEFT_API int weft_spawn(weft_runtime *rt, const weft_future_desc *desc,
+			const void *init, weft_join **join)
+{
+	struct weft__task *t;
+
+	if (!rt) {
+		rt = weft_runtime_current();
+		if (!rt)
+			return -EINVAL;
+	}
+	int err = weft__task_new(rt, desc, init, join != NULL, &t);
+	if (err)
+		return err;
+	if (join)
+		*join = (weft_join *)t;
+	weft__sched_spawn(rt, t);
+	return 0;
 }
