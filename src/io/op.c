@@ -13,6 +13,10 @@
 
 #include "io/op.h"
 
+/* The size is ABI (weft/io.h): new kinds use the spare argument words. */
+_Static_assert(sizeof(void *) != 8 || sizeof(weft_io) == 128,
+	       "weft_io is 128 bytes on 64-bit targets");
+
 static void op_ref(struct weft__op *op)
 {
 	/* Relaxed: the caller already holds a reference. */
