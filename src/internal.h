@@ -20,7 +20,7 @@
 /*
  * Thread-local storage for the library's per-thread pointers. initial-exec
  * makes each access one %fs-relative load instead of a __tls_get_addr call
- * (the default for -fPIC code): 15-20% of chained_spawn on this machine.
+ * (the default for -fPIC code); docs/design.md has the measurement.
  * The cost is a few bytes of static TLS, which glibc reserves for dlopen'd
  * libraries (jemalloc and glibc itself do the same).
  */

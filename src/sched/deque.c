@@ -148,7 +148,7 @@ void *weft__deque_pop_lifo(struct weft__deque *dq)
 	 * take the last item without one of them going through the CAS
 	 * below. Lê et al. write a relaxed store and a seq_cst fence; the
 	 * exchange is one locked instruction on x86 where gcc's fence is an
-	 * mfence (about 1 ns less per pop here), and TSan models it, where
+	 * mfence (cheaper per pop; docs/design.md), and TSan models it, where
 	 * it does not model fences. */
 	(void)atomic_exchange_explicit(&dq->bottom, b, memory_order_seq_cst);
 	t = atomic_load_explicit(&dq->top, memory_order_seq_cst);

@@ -10,8 +10,8 @@
  * -ESHUTDOWN. All calls are thread-safe.
  *
  * The shard lock is a spinlock (spinlock.h): insert and remove hold it for
- * a few pointer stores, and close for atomic transitions only. With a
- * pthread mutex, lock and unlock were ~20% of chained_spawn on one worker.
+ * a few pointer stores, and close for atomic transitions only (a pthread
+ * mutex here showed in chained_spawn; docs/design.md has the numbers).
  */
 #ifndef WEFT_TASK_OWNED_H
 #define WEFT_TASK_OWNED_H
