@@ -91,14 +91,19 @@ WEFT_API int weft_io_prep_send(weft_io *io, int fd, const void *buf,
  * while an op is in flight, and must be zero-filled or previously
  * initialised before weft_send_all_init() (see weft/io.h, Preparing).
  */
+/* Private: the state weft_send_all and weft_recv_exact share. */
+struct weft__xfer {
+	weft_io io;
+	unsigned char *buf;
+	size_t len;
+	size_t done;
+	int fd;
+	int flags;
+	int err;
+};
+
 typedef struct weft_send_all {
-	weft_io _io;
-	const unsigned char *_buf;
-	size_t _len;
-	size_t _done;
-	int _fd;
-	int _flags;
-	int _err;
+	struct weft__xfer _x;
 } weft_send_all;
 
 /**
@@ -134,13 +139,7 @@ WEFT_API extern const weft_future_desc weft_send_all_desc;
  * (Tokio's read_exact). Same shape as weft_send_all.
  */
 typedef struct weft_recv_exact {
-	weft_io _io;
-	unsigned char *_buf;
-	size_t _len;
-	size_t _done;
-	int _fd;
-	int _flags;
-	int _err;
+	struct weft__xfer _x;
 } weft_recv_exact;
 
 /**
