@@ -94,6 +94,19 @@ static WT_UNUSED uint64_t wt_mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Fill @b with @n pseudo-random bytes from @seed (xorshift32), so that a
+ * receiver can regenerate and compare them. */
+static WT_UNUSED void wt_fill(unsigned char *b, size_t n, uint32_t seed)
+{
+	uint32_t x = seed * 2654435761u + 1;
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		b[i] = (unsigned char)x;
+	}
+}
+
 static WT_UNUSED void wt_sleep_ms(unsigned ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };

@@ -101,17 +101,6 @@ static struct stream_out stream_join(weft_join *j)
 	return o;
 }
 
-static void fill(unsigned char *b, size_t n, uint32_t seed)
-{
-	uint32_t x = seed * 2654435761u + 1;
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		b[i] = (unsigned char)x;
-	}
-}
-
 enum { BIG = 8 << 20 };
 
 WT_RT_TEST_T(stream, send_all_recv_exact_8mib, 60)
@@ -121,7 +110,7 @@ WT_RT_TEST_T(stream, send_all_recv_exact_8mib, 60)
 	tcp_pair(&c, &s);
 	unsigned char *a = malloc(BIG), *b = calloc(1, BIG);
 	cr_assert(a && b);
-	fill(a, BIG, 8);
+	wt_fill(a, BIG, 8);
 	weft_join *jr = stream_spawn(rt, 0, s, b, BIG);
 	weft_join *js = stream_spawn(rt, 1, c, a, BIG);
 	struct stream_out os = stream_join(js), orr = stream_join(jr);
@@ -145,7 +134,7 @@ WT_RT_TEST(stream, recv_exact_short_then_close_is_epipe)
 	int c, s;
 	tcp_pair(&c, &s);
 	unsigned char sent[100], got[1000];
-	fill(sent, sizeof(sent), 3);
+	wt_fill(sent, sizeof(sent), 3);
 	memset(got, 0xee, sizeof(got));
 	weft_join *jr = stream_spawn(rt, 0, s, got, sizeof(got));
 	cr_assert_eq(send(c, sent, 60, MSG_NOSIGNAL), 60);
@@ -170,7 +159,7 @@ WT_RT_TEST_T(stream, send_all_to_closed_peer_fails, 30)
 	close(s);
 	unsigned char *a = malloc(BIG);
 	cr_assert_not_null(a);
-	fill(a, BIG, 4);
+	wt_fill(a, BIG, 4);
 	weft_join *js = stream_spawn(rt, 1, c, a, BIG);
 	struct stream_out o = stream_join(js);
 	cr_expect(o.res == -EPIPE || o.res == -ECONNRESET,

@@ -141,17 +141,6 @@ static int64_t join_i64(weft_join *j)
 	return v;
 }
 
-static void fill(unsigned char *b, size_t n, unsigned seed)
-{
-	uint32_t x = seed * 2654435761u + 1;
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		b[i] = (unsigned char)x;
-	}
-}
-
 static size_t first_diff(const unsigned char *a, const unsigned char *b,
 			 size_t n)
 {
@@ -224,7 +213,7 @@ WT_RT_TEST_T(tcp, round_trip_sizes, 30)
 
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
 		size_t n = sizes[k];
-		fill(a, n, (unsigned)k);
+		wt_fill(a, n, (unsigned)k);
 		memset(b, 0, n);
 		/* client -> server, sender and receiver as separate tasks;
 		 * small receive chunks on odd rounds */
@@ -286,7 +275,7 @@ WT_RT_TEST(tcp, ipv6_loopback)
 	int s, c;
 	connect_pair(rt, "::1", lfd, port, &s, &c);
 	unsigned char a[3000], b[3000];
-	fill(a, sizeof(a), 6);
+	wt_fill(a, sizeof(a), 6);
 	weft_join *js = xfer_spawn(rt, c, 1, a, sizeof(a), SIZE_MAX);
 	weft_join *jr = xfer_spawn(rt, s, 0, b, sizeof(b), 512);
 	cr_expect_eq(join_i64(js), (int64_t)sizeof(a));
@@ -584,7 +573,7 @@ WT_RT_TEST_T(tcp, many_concurrent_echo_connections, 30)
 		sb[i] = malloc(len[i]);
 		rb[i] = calloc(1, len[i] + 1);
 		cr_assert(sb[i] && rb[i]);
-		fill(sb[i], len[i], 1000u + (unsigned)i);
+		wt_fill(sb[i], len[i], 1000u + (unsigned)i);
 		struct client c = { .sbuf = sb[i], .rbuf = rb[i],
 				    .len = len[i], .fd = -1 };
 		cr_assert_eq(weft_io_prep_connect(&c.cio, (struct sockaddr *)&ss,
@@ -628,7 +617,7 @@ WT_RT_TEST(tcp, partial_send_chunks_fill_socket_buffer)
 	size_t n = 512 * 1024;
 	unsigned char *a = malloc(n), *b = calloc(1, n);
 	cr_assert(a && b);
-	fill(a, n, 77);
+	wt_fill(a, n, 77);
 	int64_t send_ops = 0;
 	struct xfer x = { .fd = c, .is_send = 1, .buf = a, .len = n,
 			  .chunk = SIZE_MAX, .ops_out = &send_ops };
