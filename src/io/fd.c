@@ -39,13 +39,13 @@ static int close_prep(struct weft__op *op, struct io_uring_sqe *sqe,
 }
 
 static const struct weft__op_kind read_kind = {
-	.name = "read", .prep = read_prep,
+	.prep = read_prep,
 };
 static const struct weft__op_kind write_kind = {
-	.name = "write", .prep = write_prep,
+	.prep = write_prep,
 };
 static const struct weft__op_kind close_kind = {
-	.name = "close", .prep = close_prep,
+	.prep = close_prep,
 };
 
 static int prep_rw(weft_io *io, const struct weft__op_kind *kind, int fd,

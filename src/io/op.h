@@ -85,7 +85,6 @@ struct weft__op {
 };
 
 struct weft__op_kind {
-	const char *name;
 	/*
 	 * Fill @sqe for @op from the prepared @io (user_data is set by the
 	 * caller). May set op->fd/buf/len/u. Returns 0, or a negative errno

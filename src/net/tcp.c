@@ -122,17 +122,17 @@ static int send_prep(struct weft__op *op, struct io_uring_sqe *sqe,
 }
 
 static const struct weft__op_kind accept_kind = {
-	.name = "accept", .prep = accept_prep, .discard = accept_discard,
+	.prep = accept_prep, .discard = accept_discard,
 };
 static const struct weft__op_kind connect_kind = {
-	.name = "connect", .prep = connect_prep,
+	.prep = connect_prep,
 	.complete = connect_complete, .discard = connect_discard,
 };
 static const struct weft__op_kind recv_kind = {
-	.name = "recv", .prep = recv_prep,
+	.prep = recv_prep,
 };
 static const struct weft__op_kind send_kind = {
-	.name = "send", .prep = send_prep,
+	.prep = send_prep,
 };
 
 WEFT_API int weft_io_prep_accept(weft_io *io, int listen_fd)

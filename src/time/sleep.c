@@ -43,7 +43,7 @@ static int64_t sleep_complete(struct weft__op *op, int32_t res)
 }
 
 static const struct weft__op_kind sleep_kind = {
-	.name = "sleep", .prep = sleep_prep, .complete = sleep_complete,
+	.prep = sleep_prep, .complete = sleep_complete,
 };
 
 WEFT_API int weft_io_prep_sleep_until(weft_io *io, uint64_t deadline_ns)
