@@ -113,6 +113,27 @@ WEFT_API bool weft_io_is_done(const weft_io *io);
 WEFT_API extern const weft_future_desc weft_io_desc;
 
 /**
+ * Give the prepared ring op @io a deadline (call after its weft_io_prep_*
+ * and before its first poll). If the op has not completed by @deadline_ns
+ * (CLOCK_MONOTONIC), the kernel cancels it and the poll returns
+ * -ETIMEDOUT. It is one io_uring linked timeout (IORING_OP_LINK_TIMEOUT,
+ * absolute) submitted with the op: no timer-wheel entry and no extra
+ * syscall. A timed-out op transferred nothing (a recv consumed no data, an
+ * accept accepted no connection, a connect's socket is closed), so nothing
+ * is lost. For a future made of several ops (weft_send_all, a whole
+ * request) use weft_timeout (weft/time.h) instead.
+ *
+ * Works for every ring op: read, write, close, accept, connect, recv,
+ * send. Returns 0, -EINVAL (NULL @io, @io not prepared or its prep failed,
+ * or a sleep, which is its own deadline), or -EBUSY (the op is in flight:
+ * the deadline must be set before the first poll).
+ */
+WEFT_API int weft_io_set_deadline(weft_io *io, uint64_t deadline_ns);
+
+/** As weft_io_set_deadline(), @ns from now (saturating). */
+WEFT_API int weft_io_set_timeout(weft_io *io, uint64_t ns);
+
+/**
  * Read up to @len bytes from @fd into @buf at file offset @offset (-1: the
  * file's current position, for pipes, sockets, eventfd and other streams).
  * Works on any fd: regular files, pipes, eventfd, timerfd, sockets.
