@@ -191,8 +191,7 @@ static weft_poll io_start(weft_io *io, weft_cx *cx, int64_t *res)
 	op->kind = io->_kind;
 	op->owner = d;
 	op->fd = -1;
-	op->deadline = (io->_flags & WEFT__IO_F_DEADLINE)
-			       ? io->_arg[WEFT__ARG_DEADLINE] : 0;
+	op->deadline = io->_arg[WEFT__ARG_DEADLINE];
 	/* Before the SQE can reach the kernel (a full SQ submits inside
 	 * weft__ring_sqe): the CQE may be reaped by the next turn. */
 	op->waker = weft_waker_clone(cx->waker);
@@ -339,7 +338,6 @@ WEFT_API int weft_io_set_deadline(weft_io *io, uint64_t deadline_ns)
 		return -EINVAL;
 	/* 0 means "none" in the record: the epoch is long past anyway. */
 	io->_arg[WEFT__ARG_DEADLINE] = deadline_ns ? deadline_ns : 1;
-	io->_flags |= WEFT__IO_F_DEADLINE;
 	return 0;
 }
 

@@ -127,9 +127,9 @@ int weft__io_prep(weft_io *io, const struct weft__op_kind *kind, int fd);
  */
 enum { WEFT__ARG_BUF = 0, WEFT__ARG_LEN = 1 };
 
-/* weft_io_set_deadline: _flags bit, and the deadline in the last word
- * (kinds use the words from 0 up; connect, the largest, uses 5). */
-#define WEFT__IO_F_DEADLINE 1u
+/* weft_io_set_deadline's deadline, 0: none. The last argument word: kinds
+ * use the words from 0 up (connect, the largest, uses 5), and _flags is
+ * theirs too (recv/send pass it as MSG_* flags). */
 enum { WEFT__ARG_DEADLINE = 10 };
 int weft__io_prep_buf(weft_io *io, const struct weft__op_kind *kind, int fd,
 		      const void *buf, size_t len);
