@@ -2,7 +2,7 @@
 /*
  * echo-server: a TCP echo server on weft, and the example to copy from.
  *
- *   echo-server [--host ADDR] [--port N] [--workers N]
+ *   echo-server [--host ADDR] [--port N] [--workers N] [--idle-timeout S]
  *
  * How it works
  *
@@ -22,7 +22,10 @@
  *    detached connection task per accepted fd.
  *  - A connection task loops: recv into the 16 KiB buffer that lives inside
  *    its own state, send all of it back with weft_send_all, and at EOF or on
- *    an error close the fd and finish.
+ *    an error close the fd and finish. With --idle-timeout, each recv
+ *    carries a deadline (weft_io_set_timeout: one io_uring linked timeout),
+ *    so a client that sends nothing for S seconds gets -ETIMEDOUT and is
+ *    closed: a slow or dead client cannot hold a connection forever.
  *  - main waits in sigwait(); on a signal, weft_runtime_shutdown() cancels
  *    every task (each future's drop function runs: it drops the op in
  *    flight and closes the fd the task owns) and joins the workers.
@@ -33,7 +36,8 @@
  * done with the op, even when the future is dropped early.
  *
  * Output: one line "echo-server: listening on HOST:PORT" (the actual port,
- * so --port 0 works), and on exit the number of connections served.
+ * so --port 0 works), and on exit the number of connections served and of
+ * those closed for idling.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -54,6 +58,10 @@
 
 /* Connections accepted so far; bumped by the accept task, read by main. */
 static atomic_ulong served;
+/* Connections closed by --idle-timeout. */
+static atomic_ulong idle_closed;
+/* --idle-timeout in ns; 0: none. Set before the runtime starts. */
+static uint64_t idle_timeout_ns;
 
 /* ------------------------------------------------------- connection */
 
@@ -78,12 +86,18 @@ static weft_poll conn_poll(void *self, weft_cx *cx, void *out)
 		case CONN_RECV:
 			weft_io_prep_recv(&c->io, c->fd, c->buf, sizeof(c->buf),
 					  0);
+			if (idle_timeout_ns)
+				weft_io_set_timeout(&c->io, idle_timeout_ns);
 			c->step = CONN_RECVING;
 			/* fall through */
 		case CONN_RECVING:
 			if (weft_io_poll(&c->io, cx, &res) == WEFT_PENDING)
 				return WEFT_PENDING;
 			if (res <= 0) { /* 0: the peer is done; < 0: error */
+				if (res == -ETIMEDOUT) /* idle too long */
+					atomic_fetch_add_explicit(
+						&idle_closed, 1,
+						memory_order_relaxed);
 				c->step = CONN_CLOSE;
 				break;
 			}
@@ -232,12 +246,17 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: echo-server [--host ADDR] [--port N] [--workers N]\n"
+		"                   [--idle-timeout S]\n"
 		"\n"
 		"  --host ADDR   numeric IPv4 or IPv6 address (default "
 		"127.0.0.1)\n"
 		"  --port N      TCP port; 0 lets the kernel pick (default "
 		"7000)\n"
 		"  --workers N   worker threads (default: online CPUs)\n"
+		"  --idle-timeout S\n"
+		"                close a connection that sends nothing for S "
+		"seconds\n"
+		"                (decimals allowed; default: never)\n"
 		"\n"
 		"Runs until SIGINT or SIGTERM.\n");
 }
@@ -258,12 +277,29 @@ static unsigned long parse_number(const char *name, const char *s,
 	return v;
 }
 
+/* Seconds, decimals allowed, in ns: (0, 10^6] s. */
+static uint64_t parse_seconds(const char *name, const char *s)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (*s == '\0' || *end != '\0' || errno || !(v > 0) || v > 1e6) {
+		fprintf(stderr, "echo-server: %s wants seconds in (0, 1e6]\n",
+			name);
+		exit(1);
+	}
+	return (uint64_t)(v * 1e9);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "host", required_argument, NULL, 'H' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "workers", required_argument, NULL, 'w' },
+		{ "idle-timeout", required_argument, NULL, 'i' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -276,7 +312,7 @@ int main(int argc, char **argv)
 	int lfd, local_port, sig = 0, err, c;
 
 	weft_runtime_config_init(&cfg);
-	while ((c = getopt_long(argc, argv, "H:p:w:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "H:p:w:i:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'H':
 			host = optarg;
@@ -287,6 +323,9 @@ int main(int argc, char **argv)
 		case 'w':
 			cfg.workers = (unsigned)parse_number("--workers",
 							     optarg, 256);
+			break;
+		case 'i':
+			idle_timeout_ns = parse_seconds("--idle-timeout", optarg);
 			break;
 		case 'h':
 			usage(stdout);
@@ -354,9 +393,10 @@ int main(int argc, char **argv)
 			weft_strerror(err));
 	weft_runtime_free(rt);
 	close(lfd);
-	printf("echo-server: %s, served %lu connections\n",
+	printf("echo-server: %s, served %lu connections, %lu closed idle\n",
 	       sig == SIGINT ? "SIGINT" : "SIGTERM",
-	       atomic_load_explicit(&served, memory_order_relaxed));
+	       atomic_load_explicit(&served, memory_order_relaxed),
+	       atomic_load_explicit(&idle_closed, memory_order_relaxed));
 	return err ? 1 : 0;
 
 out_free:

@@ -51,4 +51,7 @@ void weft__assert_fail(const char *expr, const char *file, int line)
 #define weft__assert(e) \
 	(weft__likely(e) ? (void)0 : weft__assert_fail(#e, __FILE__, __LINE__))
 
+/* CLOCK_MONOTONIC now + @ns, saturating at UINT64_MAX (src/core/clock.c). */
+uint64_t weft__deadline_in(uint64_t ns);
+
 #endif /* WEFT_INTERNAL_H */

@@ -60,6 +60,7 @@ typedef struct weft_timeout {
 	weft_future _inner;
 	uint64_t _deadline;
 	unsigned _state;
+	int _result;
 	int64_t _sleep_res;
 	weft_io _sleep;
 	weft_future _arms[2];

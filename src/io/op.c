@@ -105,12 +105,37 @@ void weft__op_complete(struct weft__driver *d, struct weft__op *op,
 	op_unref(op);
 }
 
+/*
+ * Chain an absolute IORING_OP_LINK_TIMEOUT to @sqe, the op's: if the op
+ * is still running at its deadline the kernel cancels it (-ECANCELED,
+ * reported as -ETIMEDOUT by complete_result). The kernel copies the
+ * timespec when it takes the SQE. Its own CQE is ignored.
+ */
+static void link_deadline(struct weft__driver *d, struct weft__op *op,
+			  struct io_uring_sqe *sqe)
+{
+	struct io_uring_sqe *lt;
+
+	sqe->flags |= IOSQE_IO_LINK;
+	lt = weft__ring_sqe(&d->ring); /* reserved by op_submit */
+	op->link_ts.tv_sec = (long long)(op->deadline / 1000000000u);
+	op->link_ts.tv_nsec = (long long)(op->deadline % 1000000000u);
+	io_uring_prep_link_timeout(lt, &op->link_ts, IORING_TIMEOUT_ABS);
+	io_uring_sqe_set_data64(lt, WEFT__UD_LINK_TIMEOUT);
+}
+
 /* Fill and submit @op on @d's ring. 0, or a negative errno for a failure
  * that happened before anything reached the kernel. */
 static int op_submit(struct weft__driver *d, struct weft__op *op,
 		     const weft_io *io)
 {
-	struct io_uring_sqe *sqe = weft__ring_sqe(&d->ring);
+	struct io_uring_sqe *sqe;
+
+	/* The op and its link timeout must reach the kernel together: a
+	 * chain cut by a submit in between would run without deadline. */
+	if (op->deadline)
+		weft__ring_reserve(&d->ring, 2);
+	sqe = weft__ring_sqe(&d->ring);
 	int err = op->kind->prep(op, sqe, io);
 
 	if (err) {
@@ -124,7 +149,22 @@ static int op_submit(struct weft__driver *d, struct weft__op *op,
 	io_uring_sqe_set_data(sqe, op);
 	d->ring.inflight++;
 	WEFT__DRV_INC(d, ops_submitted);
+	if (op->deadline)
+		link_deadline(d, op, sqe);
 	return 0;
+}
+
+/* The future's result from the CQE's @res. The kernel reports an op its
+ * linked timeout cancelled as -ECANCELED; we only cancel orphans, whose
+ * result nobody reads, so that means the deadline passed. */
+static int64_t complete_result(struct weft__op *op, int32_t res)
+{
+	if (res == -ECANCELED && op->deadline) {
+		if (op->kind->discard)
+			op->kind->discard(op, res);
+		return -ETIMEDOUT;
+	}
+	return op->kind->complete ? op->kind->complete(op, res) : res;
 }
 
 static weft_poll io_ready(weft_io *io, int64_t *res, int64_t value)
@@ -145,12 +185,13 @@ static weft_poll io_start(weft_io *io, weft_cx *cx, int64_t *res)
 	struct weft__op *op = malloc(sizeof(*op));
 	if (!op)
 		return io_ready(io, res, -ENOMEM);
-	memset(op, 0, offsetof(struct weft__op, u));
+	memset(op, 0, offsetof(struct weft__op, link_ts));
 	atomic_init(&op->refs, 2); /* the driver's and the future's */
 	weft__spin_init(&op->lock);
 	op->kind = io->_kind;
 	op->owner = d;
 	op->fd = -1;
+	op->deadline = io->_arg[WEFT__ARG_DEADLINE];
 	/* Before the SQE can reach the kernel (a full SQ submits inside
 	 * weft__ring_sqe): the CQE may be reaped by the next turn. */
 	op->waker = weft_waker_clone(cx->waker);
@@ -175,6 +216,14 @@ WEFT_API weft_poll weft_io_poll(weft_io *io, weft_cx *cx, int64_t *res)
 		return io_ready(io, res, -EINVAL);
 	if (!io->_kind) /* the prep failed: report its error */
 		return io_ready(io, res, io->_fd);
+	if (io->_kind->poll) { /* not a ring op (a sleep) */
+		int64_t v;
+
+		if (io->_kind->poll(io, cx, &v) == WEFT_PENDING)
+			return WEFT_PENDING;
+		weft__io_set_op(io, NULL);
+		return io_ready(io, res, v);
+	}
 
 	if (!weft__io_in_flight(io))
 		return io_start(io, cx, res);
@@ -197,7 +246,7 @@ WEFT_API weft_poll weft_io_poll(weft_io *io, weft_cx *cx, int64_t *res)
 	int32_t r = op->result;
 	weft__spin_unlock(&op->lock);
 
-	int64_t v = op->kind->complete ? op->kind->complete(op, r) : r;
+	int64_t v = complete_result(op, r);
 	weft__io_set_op(io, NULL);
 	op_unref(op);
 	return io_ready(io, res, v);
@@ -207,6 +256,12 @@ WEFT_API void weft_io_drop(weft_io *io)
 {
 	if (!io || !weft__io_in_flight(io))
 		return;
+	if (io->_kind && io->_kind->drop) { /* not a ring op (a sleep) */
+		io->_kind->drop(io);
+		weft__io_set_op(io, NULL);
+		io->_done = 1;
+		return;
+	}
 	struct weft__op *op = io->_op;
 	weft__io_set_op(io, NULL);
 	io->_done = 1;
@@ -271,6 +326,24 @@ int weft__io_prep_buf(weft_io *io, const struct weft__op_kind *kind, int fd,
 	io->_arg[WEFT__ARG_BUF] = (uint64_t)(uintptr_t)buf;
 	io->_arg[WEFT__ARG_LEN] = len > WEFT_IO_MAX_LEN ? WEFT_IO_MAX_LEN : len;
 	return 0;
+}
+
+WEFT_API int weft_io_set_deadline(weft_io *io, uint64_t deadline_ns)
+{
+	if (!io || io->_magic != WEFT__IO_MAGIC)
+		return -EINVAL;
+	if (weft__io_in_flight(io))
+		return -EBUSY;
+	if (!io->_kind || io->_kind->poll || io->_done)
+		return -EINVAL;
+	/* 0 means "none" in the record: the epoch is long past anyway. */
+	io->_arg[WEFT__ARG_DEADLINE] = deadline_ns ? deadline_ns : 1;
+	return 0;
+}
+
+WEFT_API int weft_io_set_timeout(weft_io *io, uint64_t ns)
+{
+	return weft_io_set_deadline(io, weft__deadline_in(ns));
 }
 
 int weft__io_prep_fail(weft_io *io, int err)

@@ -77,6 +77,8 @@ struct weft__op {
 	int fd;                        /* a resource the op made (connect) */
 	void *buf;                     /* user buffer the kernel writes/reads */
 	size_t len;
+	uint64_t deadline;             /* weft_io_set_deadline, 0: none */
+	struct __kernel_timespec link_ts; /* its IORING_OP_LINK_TIMEOUT */
 	union {                        /* kernel-visible copies of arguments */
 		struct __kernel_timespec ts;
 		struct sockaddr_in6 addr;
@@ -99,6 +101,16 @@ struct weft__op_kind {
 	/* Optional: release what a result nobody takes holds (an accepted
 	 * fd, a connected socket). Runs once. */
 	void (*discard)(struct weft__op *op, int32_t res);
+	/*
+	 * Optional, for a kind that is not a ring op (a sleep is a timer on
+	 * the worker's wheel): replace weft_io_poll's submit and completion
+	 * and weft_io_drop's cancel. poll returns READY with *@res, which
+	 * weft_io_poll then marks done, or PENDING with its own record in
+	 * io->_op (weft__io_set_op) and anything else in _arg. drop runs for
+	 * an io whose record is in flight, and must release it.
+	 */
+	weft_poll (*poll)(weft_io *io, weft_cx *cx, int64_t *res);
+	void (*drop)(weft_io *io);
 };
 
 /*
@@ -114,6 +126,11 @@ int weft__io_prep(weft_io *io, const struct weft__op_kind *kind, int fd);
  * WEFT_IO_MAX_LEN. A NULL @buf with a non-zero @len fails with -EINVAL.
  */
 enum { WEFT__ARG_BUF = 0, WEFT__ARG_LEN = 1 };
+
+/* weft_io_set_deadline's deadline, 0: none. The last argument word: kinds
+ * use the words from 0 up (connect, the largest, uses 5), and _flags is
+ * theirs too (recv/send pass it as MSG_* flags). */
+enum { WEFT__ARG_DEADLINE = 10 };
 int weft__io_prep_buf(weft_io *io, const struct weft__op_kind *kind, int fd,
 		      const void *buf, size_t len);
 

@@ -81,21 +81,33 @@ void weft__ring_exit(struct weft__ring *r)
 	r->eventfd = -1;
 }
 
+/* Submit what is queued to make room in the SQ. */
+static void make_room(struct weft__ring *r)
+{
+	int ret = io_uring_submit(&r->uring);
+
+	/* -EBUSY/-EAGAIN: the CQ is backed up; reaping happens in the
+	 * caller's loop, but the SQ must drain first. Flushing completions
+	 * into the overflow list makes room. */
+	if (ret < 0 && ret != -EINTR)
+		io_uring_get_events(&r->uring);
+	r->unsubmitted = 0;
+}
+
 struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r)
 {
 	struct io_uring_sqe *sqe;
 
-	while (!(sqe = io_uring_get_sqe(&r->uring))) {
-		int ret = io_uring_submit(&r->uring);
-		/* -EBUSY/-EAGAIN: the CQ is backed up; reaping happens in
-		 * the caller's loop, but the SQ must drain first. Flushing
-		 * completions into the overflow list makes room. */
-		if (ret < 0 && ret != -EINTR)
-			io_uring_get_events(&r->uring);
-		r->unsubmitted = 0;
-	}
+	while (!(sqe = io_uring_get_sqe(&r->uring)))
+		make_room(r);
 	r->unsubmitted++;
 	return sqe;
+}
+
+void weft__ring_reserve(struct weft__ring *r, unsigned n)
+{
+	while (io_uring_sq_space_left(&r->uring) < n)
+		make_room(r);
 }
 
 void weft__ring_flush(struct weft__ring *r)

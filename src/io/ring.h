@@ -8,6 +8,8 @@
  *   an op record pointer | WEFT__UD_CANCEL    completion of a cancel for it
  *   WEFT__UD_UNPARK                           MSG_RING from another worker
  *   WEFT__UD_EVENTFD                          the eventfd read (foreign wakes)
+ *   WEFT__UD_LINK_TIMEOUT                     an op's deadline (ignored: the
+ *                                              op's own CQE says it all)
  *   WEFT__UD_IGNORE                           nothing to do (never posted:
  *                                              CQE_SKIP_SUCCESS where used)
  */
@@ -23,6 +25,7 @@
 #define WEFT__UD_IGNORE ((uint64_t)0)
 #define WEFT__UD_UNPARK ((uint64_t)1)
 #define WEFT__UD_EVENTFD ((uint64_t)2)
+#define WEFT__UD_LINK_TIMEOUT ((uint64_t)3)
 #define WEFT__UD_CANCEL ((uint64_t)1) /* low bit on an op pointer */
 #define WEFT__UD_TAG_MAX ((uint64_t)16)
 
@@ -43,6 +46,10 @@ void weft__ring_exit(struct weft__ring *r);
 
 /* An SQE, submitting first if the SQ is full. Never NULL. */
 struct io_uring_sqe *weft__ring_sqe(struct weft__ring *r);
+
+/* Make sure the next @n weft__ring_sqe calls submit nothing in between
+ * (a linked chain must reach the kernel in one submission). */
+void weft__ring_reserve(struct weft__ring *r, unsigned n);
 
 /* Submit what is prepared and let the kernel post completions (runs
  * deferred task work under DEFER_TASKRUN). Non-blocking. */

@@ -164,6 +164,7 @@ static int start_workers(struct weft_runtime *rt)
 		for (unsigned i = 0; i < made; i++) {
 			pthread_join(rt->workers[i].thread, NULL);
 			weft__driver_exit(&rt->workers[i].driver);
+			weft__timers_exit(&rt->workers[i].timers);
 		}
 	}
 	return err;
@@ -258,8 +259,10 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
 	weft__idle_unpark_all(rt);
 	for (unsigned i = 0; i < rt->nworkers; i++)
 		pthread_join(rt->workers[i].thread, NULL);
-	for (unsigned i = 0; i < rt->nworkers; i++)
+	for (unsigned i = 0; i < rt->nworkers; i++) {
 		weft__driver_exit(&rt->workers[i].driver);
+		weft__timers_exit(&rt->workers[i].timers);
+	}
 	drain_queues(rt);
 	rt->shut_down = true;
 	pthread_mutex_unlock(&rt->shutdown_lock);

@@ -18,6 +18,7 @@
 #include "sched/injector.h"
 #include "task/hooks.h"
 #include "task/owned.h"
+#include "time/timers.h"
 
 struct weft__task;
 
@@ -52,6 +53,7 @@ struct weft__worker {
 
 	/* Shared with other threads. */
 	struct weft__driver driver; /* ring, inbox, park state, io counters */
+	struct weft__timers timers; /* wheel owner-only; inbox shared */
 	struct weft__deque dq weft__cacheline_aligned;
 	bool in_sleepers; /* under rt->idle.lock */
 	pthread_t thread;

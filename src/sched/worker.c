@@ -6,13 +6,14 @@
  *     task = LIFO slot, else (every 61st tick: injector first) own deque,
  *            else a batch from the injector
  *     run it, then up to 3 tasks it woke through the LIFO slot
- *     every 61 ticks, and whenever the queue runs dry: turn the driver
- *            (forward cancels from the inbox, submit SQEs, reap CQEs)
+ *     every 61 ticks, and whenever the queue runs dry: fire due timers
+ *            and turn the driver (forward cancels from the inbox, submit
+ *            SQEs, reap CQEs)
  *     queue dry: search (steal half of a random victim's deque, or take
  *            from the injector) for a few rounds
  *     nothing: park inside io_uring_enter until a CQE arrives (an op, a
  *            MSG_RING from another worker, the eventfd from a foreign
- *            thread)
+ *            thread) or the earliest timer is due
  *
  * Numbers from Tokio: global_queue_interval and event_interval 61,
  * MAX_LIFO_POLLS_PER_TICK 3, local queue of 256.
@@ -234,6 +235,15 @@ static void run_task(struct weft__worker *w, struct weft__task *t)
 	}
 }
 
+/* Fire due timers, then turn the driver. True if either woke a task or
+ * handled a completion. */
+static bool drive(struct weft__worker *w)
+{
+	bool woke = weft__timers_process(&w->timers);
+
+	return weft__driver_turn(&w->driver) || woke;
+}
+
 static bool has_local_work(struct weft__worker *w)
 {
 	return w->lifo || weft__deque_len(&w->dq);
@@ -282,7 +292,7 @@ static struct weft__task *search(struct weft__worker *w)
 		struct weft__task *t = steal(w);
 		if (t)
 			return t; /* run_task stops the search */
-		if (weft__driver_turn(&w->driver) && has_local_work(w)) {
+		if (drive(w) && has_local_work(w)) {
 			weft__idle_stop_search(rt, w);
 			return NULL;
 		}
@@ -295,7 +305,8 @@ static bool work_anywhere(struct weft__worker *w)
 	struct weft_runtime *rt = w->rt;
 
 	if (has_local_work(w) || !weft__injector_is_empty(&rt->injector) ||
-	    weft__driver_has_inbox(&w->driver))
+	    weft__driver_has_inbox(&w->driver) ||
+	    weft__timers_has_inbox(&w->timers))
 		return true;
 	for (unsigned i = 0; i < rt->nworkers; i++)
 		if (weft__deque_len(&rt->workers[i].dq))
@@ -326,13 +337,16 @@ static void park(struct weft__worker *w)
 	/* Pairs with the fence in weft__idle_notify (see idle.h): after it,
 	 * any push we do not see below saw us in the idle count. */
 	atomic_thread_fence(memory_order_seq_cst);
-	if (work_anywhere(w) || exit_ready(w)) {
+	/* The earliest timer is the park's timeout: one kernel timeout per
+	 * worker, however many timers it holds. */
+	uint64_t timeout = weft__timers_park_timeout(&w->timers);
+	if (timeout == 0 || work_anywhere(w) || exit_ready(w)) {
 		weft__driver_park_abort(&w->driver);
 		weft__idle_unregister(rt, w);
 		return;
 	}
 	WEFT__METRIC_INC(w, parks);
-	weft__driver_park(&w->driver, UINT64_MAX);
+	weft__driver_park(&w->driver, timeout);
 	weft__idle_unregister(rt, w);
 }
 
@@ -344,7 +358,7 @@ static void park(struct weft__worker *w)
  */
 static void maintenance(struct weft__worker *w)
 {
-	weft__driver_turn(&w->driver);
+	drive(w);
 	if (!w->searching && weft__deque_len(&w->dq))
 		weft__idle_notify(w->rt);
 }
@@ -360,7 +374,7 @@ static void run(struct weft__worker *w)
 				maintenance(w);
 			continue;
 		}
-		weft__driver_turn(&w->driver);
+		drive(w);
 		if (has_local_work(w))
 			continue;
 		t = search(w);
@@ -392,6 +406,7 @@ void *weft__worker_main(void *arg)
 	int err;
 
 	tls_worker = w;
+	weft__timers_init(&w->timers, &w->driver);
 	/* SINGLE_ISSUER binds the ring to the thread that creates it. */
 	err = weft__driver_init(&w->driver, rt->ring_entries, rt->flags, &mode);
 
@@ -409,6 +424,7 @@ void *weft__worker_main(void *arg)
 
 	if (go > 0)
 		run(w);
+	weft__timers_leave(&w->timers);
 	weft__driver_leave(&w->driver);
 	tls_worker = NULL;
 	return NULL;

@@ -1,49 +1,64 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Sleep futures: an absolute IORING_OP_TIMEOUT per sleep on the polling
- * worker's ring, so the kernel's hrtimer decides when it fires and it never
- * fires early. A per-worker timer wheel driven by one ring timeout is the
- * planned replacement when many timers are live (docs/design.md).
+ * Sleep futures: a weft_io whose kind is not a ring op but a timer on the
+ * polling worker's wheel (timers.h). io->_op holds the timer while it is
+ * armed; _arg holds the deadline and the wheel that owns the timer.
  */
 #include <errno.h>
-#include <time.h>
 
 #include <weft/time.h>
 
 #include "io/op.h"
+#include "time/timers.h"
 
-enum { ARG_DEADLINE };
+enum { ARG_DEADLINE, ARG_OWNER };
 
-WEFT_API uint64_t weft_now_ns(void)
+static struct weft__timers *owner_of(const weft_io *io)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return (struct weft__timers *)(uintptr_t)io->_arg[ARG_OWNER];
 }
 
-static int sleep_prep(struct weft__op *op, struct io_uring_sqe *sqe,
-		      const weft_io *io)
+static weft_poll sleep_poll(weft_io *io, weft_cx *cx, int64_t *res)
 {
-	uint64_t ns = io->_arg[ARG_DEADLINE];
+	struct weft__timer *tm = (struct weft__timer *)io->_op;
 
-	op->u.ts.tv_sec = (long long)(ns / 1000000000u);
-	op->u.ts.tv_nsec = (long long)(ns % 1000000000u);
-	/* Absolute on CLOCK_MONOTONIC (the default clock), so the deadline
-	 * does not move with submission latency. */
-	io_uring_prep_timeout(sqe, &op->u.ts, 0, IORING_TIMEOUT_ABS);
-	return 0;
+	if (weft__io_in_flight(io)) {
+		struct weft__timers *owner = owner_of(io);
+
+		if (!weft__timer_poll(owner, tm, cx->waker))
+			return WEFT_PENDING;
+		weft__timer_release(owner, tm);
+		*res = 0;
+		return WEFT_READY;
+	}
+	/* First poll. */
+	struct weft__timers *t = weft__timers_current();
+	if (!t) {
+		*res = -EPERM; /* as every op off a worker */
+		return WEFT_READY;
+	}
+	uint64_t deadline = io->_arg[ARG_DEADLINE];
+	if (weft_now_ns() >= deadline) {
+		*res = 0;
+		return WEFT_READY;
+	}
+	tm = weft__timer_arm(t, deadline, cx->waker);
+	if (!tm) {
+		*res = -ENOMEM;
+		return WEFT_READY;
+	}
+	io->_arg[ARG_OWNER] = (uint64_t)(uintptr_t)t;
+	weft__io_set_op(io, (struct weft__op *)tm);
+	return WEFT_PENDING;
 }
 
-/* An expired timeout completes with -ETIME: that is the sleep's success. */
-static int64_t sleep_complete(struct weft__op *op, int32_t res)
+static void sleep_drop(weft_io *io)
 {
-	(void)op;
-	return res == -ETIME ? 0 : res;
+	weft__timer_release(owner_of(io), (struct weft__timer *)io->_op);
 }
 
 static const struct weft__op_kind sleep_kind = {
-	.prep = sleep_prep, .complete = sleep_complete,
+	.poll = sleep_poll, .drop = sleep_drop,
 };
 
 WEFT_API int weft_io_prep_sleep_until(weft_io *io, uint64_t deadline_ns)
@@ -58,10 +73,5 @@ WEFT_API int weft_io_prep_sleep_until(weft_io *io, uint64_t deadline_ns)
 
 WEFT_API int weft_io_prep_sleep(weft_io *io, uint64_t ns)
 {
-	uint64_t now = weft_now_ns();
-	uint64_t deadline = now + ns;
-
-	if (deadline < now) /* saturate rather than wrap into the past */
-		deadline = UINT64_MAX;
-	return weft_io_prep_sleep_until(io, deadline);
+	return weft_io_prep_sleep_until(io, weft__deadline_in(ns));
 }
