@@ -39,7 +39,8 @@
  * Output: tables for people, then lines for scripts (each one line):
  *   bench: <workload> workers=<n> ops_per_sec=<f> ns_per_op=<f> reps=<n>
  *   bench: <timers_*> workers=<n> tasks=<n> wall_ms=<f> mean_us=<f>
- *          p99_us=<f> max_us=<f> early=<n> late_start=<n> reps=<n>
+ *          p99_us=<f> max_us=<f> early=<n> late_start=<n>
+ *          ontime_p99_us=<f> reps=<n>
  *   bench: sleep_rss workers=<n> sleeps=<n> peak_rss_kib=<n>
  *          rss_delta_kib=<n> bytes_per_sleep=<f>
  *   bench: bytes_per_task=<f>
@@ -47,7 +48,8 @@
  * The timers_* figures are medians over the reps of each run's figure;
  * early counts wakes before the deadline (there must be none), late_start
  * the sleepers first polled after their deadline (late because of the run
- * queue, not the timer), both summed over the reps.
+ * queue, not the timer), both summed over the reps; ontime_p99_us is the
+ * p99 lateness of the other sleepers, what the timer itself adds.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -788,24 +790,29 @@ static uint64_t timer_duration_ns(uint64_t i)
 	return TIMER_MIN_NS + z % (TIMER_MAX_NS - TIMER_MIN_NS + 1);
 }
 
-/* What the sleepers of one timers run share. */
+/*
+ * What the sleepers of a timers workload share: a slot of each array per
+ * sleeper, written by that sleeper only and published to main by the
+ * latch's release sequence.
+ */
 struct timers_run {
 	struct latch done;
-	int64_t *lateness;	/* one slot per sleeper, ns */
-	atomic_ulong late_start;
+	size_t n;
+	int64_t *lateness;	/* wake time - deadline, ns */
+	bool *late_start;	/* first polled after its deadline */
+	int64_t *ontime;	/* scratch: lateness of the others */
 };
 
 /*
  * One sleeper: sleeps until @deadline, which its spawner took, then writes
- * how late it woke (ns; negative if early) to its own slot and counts the
- * latch down. The latch's release sequence publishes the slot and
- * late_start to main. A sleeper first polled after its deadline counts in
- * late_start: the run queue, not the timer, made it late.
+ * how late it woke (ns; negative if early) to its slot and counts the
+ * latch down. A sleeper first polled after its deadline was made late by
+ * the run queue, not by the timer, and says so in late_start.
  */
 struct sleeper {
 	weft_io sleep;		/* first: sleep_drop() */
 	struct timers_run *run;
-	int64_t *lateness;
+	size_t i;
 	uint64_t deadline;
 	bool prepared;
 };
@@ -817,16 +824,14 @@ static weft_poll sleeper_poll(void *self, weft_cx *cx, void *out)
 
 	(void)out;
 	if (!s->prepared) {
-		if (weft_now_ns() >= s->deadline)
-			atomic_fetch_add_explicit(&s->run->late_start, 1,
-						  memory_order_relaxed);
+		s->run->late_start[s->i] = weft_now_ns() >= s->deadline;
 		check(weft_io_prep_sleep_until(&s->sleep, s->deadline),
 		      "weft_io_prep_sleep_until");
 		s->prepared = true;
 	}
 	if (weft_io_poll(&s->sleep, cx, &res) == WEFT_PENDING)
 		return WEFT_PENDING;
-	*s->lateness = (int64_t)(weft_now_ns() - s->deadline);
+	s->run->lateness[s->i] = (int64_t)(weft_now_ns() - s->deadline);
 	check((int)res, "timers sleep");
 	latch_count_down(&s->run->done);
 	return WEFT_READY;
@@ -838,10 +843,9 @@ static const weft_future_desc sleeper_desc = {
 	.size = sizeof(struct sleeper),
 };
 
-/* Spawns @n sleepers from its worker, then awaits them. */
+/* Spawns run->n sleepers from its worker, then awaits them. */
 struct timers_root {
 	struct timers_run *run;
-	size_t n;
 	bool spawned;
 };
 
@@ -851,10 +855,10 @@ static weft_poll timers_root_poll(void *self, weft_cx *cx, void *out)
 
 	(void)out;
 	if (!r->spawned) {
-		for (size_t i = 0; i < r->n; i++) {
+		for (size_t i = 0; i < r->run->n; i++) {
 			struct sleeper s = {
 				.run = r->run,
-				.lateness = &r->run->lateness[i],
+				.i = i,
 				.deadline = weft_now_ns() + timer_duration_ns(i),
 			};
 
@@ -874,6 +878,7 @@ static const weft_future_desc timers_root_desc = {
 /* What one timers run measured; lateness in us. */
 struct timer_stats {
 	double wall_ms, mean_us, p99_us, max_us;
+	double ontime_p99_us;	/* p99 of the sleepers not in late_start */
 	unsigned long early, late_start;
 };
 
@@ -884,39 +889,49 @@ static int cmp_i64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Sorts @lateness[0..@n) in place; p99 is the smallest value that at
- * least 99% of the samples do not exceed (nearest rank). */
-static void timer_stats_of(int64_t *lateness, size_t n, struct timer_stats *st)
+/* Sorts @v[0..@n) in place and returns its p99 in us: the smallest value
+ * that at least 99% of the samples do not exceed (nearest rank). */
+static double p99_us(int64_t *v, size_t n)
 {
-	double sum = 0;
-
-	qsort(lateness, n, sizeof(*lateness), cmp_i64);
-	st->early = 0;
-	for (size_t i = 0; i < n; i++) {
-		sum += (double)lateness[i];
-		st->early += lateness[i] < 0;
-	}
-	st->mean_us = sum / (double)n / 1e3;
-	st->p99_us = (double)lateness[(n * 99 + 99) / 100 - 1] / 1e3;
-	st->max_us = (double)lateness[n - 1] / 1e3;
+	if (n == 0)
+		return 0.0;
+	qsort(v, n, sizeof(*v), cmp_i64);
+	return (double)v[(n * 99 + 99) / 100 - 1] / 1e3;
 }
 
-static void timers_run(weft_runtime *rt, int64_t *lateness, size_t n,
+/* The figures of a finished run (sorts its lateness). */
+static void timer_stats_of(struct timers_run *run, struct timer_stats *st)
+{
+	size_t n = run->n, m = 0;
+	double sum = 0;
+
+	st->early = st->late_start = 0;
+	for (size_t i = 0; i < n; i++) {
+		sum += (double)run->lateness[i];
+		st->early += run->lateness[i] < 0;
+		if (run->late_start[i])
+			st->late_start++;
+		else
+			run->ontime[m++] = run->lateness[i];
+	}
+	st->mean_us = sum / (double)n / 1e3;
+	st->p99_us = p99_us(run->lateness, n);
+	st->max_us = (double)run->lateness[n - 1] / 1e3;
+	st->ontime_p99_us = p99_us(run->ontime, m);
+}
+
+static void timers_run(weft_runtime *rt, struct timers_run *run,
 		       struct timer_stats *st)
 {
-	struct timers_run run = { .lateness = lateness };
-	struct timers_root r = { .run = &run, .n = n };
+	struct timers_root r = { .run = run };
 	uint64_t t0;
 
-	latch_init(&run.done, n);
-	atomic_init(&run.late_start, 0);
+	latch_init(&run->done, run->n);
 	t0 = bench_now_ns();
 	check(weft_block_on(rt, &timers_root_desc, &r, NULL), "weft_block_on");
 	st->wall_ms = (double)(bench_now_ns() - t0) / 1e6;
-	weft_oneshot_rx_drop(run.done.rx);
-	timer_stats_of(lateness, n, st);
-	st->late_start = atomic_load_explicit(&run.late_start,
-					      memory_order_relaxed);
+	weft_oneshot_rx_drop(run->done.rx);
+	timer_stats_of(run, st);
 }
 
 /* --------------------------------------------------------- sleep_rss */
@@ -1090,9 +1105,10 @@ static double timer_stats_median(const struct timer_stats *st, unsigned n,
 static void print_timer_row(const char *name, unsigned workers, size_t tasks,
 			    const char *rep, const struct timer_stats *st)
 {
-	printf("%-24s %7u %7zu %6s %9.1f %9.1f %9.1f %9.1f %6lu %10lu\n",
+	printf("%-24s %7u %7zu %6s %9.1f %9.1f %9.1f %9.1f %6lu %10lu %11.1f\n",
 	       name, workers, tasks, rep, st->wall_ms, st->mean_us,
-	       st->p99_us, st->max_us, st->early, st->late_start);
+	       st->p99_us, st->max_us, st->early, st->late_start,
+	       st->ontime_p99_us);
 }
 
 /*
@@ -1104,21 +1120,26 @@ static void run_timers(const struct timers_workload *w, unsigned workers,
 		       unsigned reps, struct timer_stats *med)
 {
 	weft_runtime *rt;
-	int64_t *lateness = calloc(w->tasks, sizeof(*lateness));
+	struct timers_run run = {
+		.n = w->tasks,
+		.lateness = calloc(w->tasks, sizeof(*run.lateness)),
+		.late_start = calloc(w->tasks, sizeof(*run.late_start)),
+		.ontime = calloc(w->tasks, sizeof(*run.ontime)),
+	};
 	struct timer_stats *st = calloc(reps + 1, sizeof(*st));
 	double *tmp = calloc(reps, sizeof(*tmp));
 	char rep[16];
 
-	if (!lateness || !st || !tmp) {
+	if (!run.lateness || !run.late_start || !run.ontime || !st || !tmp) {
 		fprintf(stderr, "weft-bench: out of memory\n");
 		exit(1);
 	}
 	rt = new_runtime(workers);
 
-	timers_run(rt, lateness, w->tasks, &st[reps]); /* warm-up */
+	timers_run(rt, &run, &st[reps]); /* warm-up */
 	med->early = med->late_start = 0;
 	for (unsigned i = 0; i < reps; i++) {
-		timers_run(rt, lateness, w->tasks, &st[i]);
+		timers_run(rt, &run, &st[i]);
 		med->early += st[i].early;
 		med->late_start += st[i].late_start;
 		snprintf(rep, sizeof(rep), "%u", i + 1);
@@ -1135,11 +1156,15 @@ static void run_timers(const struct timers_workload *w, unsigned workers,
 			offsetof(struct timer_stats, p99_us), tmp);
 	med->max_us = timer_stats_median(st, reps,
 			offsetof(struct timer_stats, max_us), tmp);
+	med->ontime_p99_us = timer_stats_median(st, reps,
+			offsetof(struct timer_stats, ontime_p99_us), tmp);
 	print_timer_row(w->name, workers, w->tasks, "median", med);
 	fflush(stdout);
 	free(tmp);
 	free(st);
-	free(lateness);
+	free(run.ontime);
+	free(run.late_start);
+	free(run.lateness);
 }
 
 static void usage(FILE *f)
@@ -1263,9 +1288,10 @@ int main(int argc, char **argv)
 			continue;
 		if (!theader)
 			printf("\n%-24s %7s %7s %6s %9s %9s %9s %9s %6s "
-			       "%10s\n", "timers (lateness)", "workers",
+			       "%10s %11s\n", "timers (lateness)", "workers",
 			       "tasks", "rep", "wall ms", "mean us", "p99 us",
-			       "max us", "early", "late start");
+			       "max us", "early", "late start",
+			       "on-time p99");
 		theader = true;
 		run_timers(&timers_workloads[i], workers, treps, &tres[i]);
 		tran[i] = true;
@@ -1292,10 +1318,12 @@ int main(int argc, char **argv)
 			continue;
 		printf("bench: %s workers=%u tasks=%zu wall_ms=%.3f "
 		       "mean_us=%.1f p99_us=%.1f max_us=%.1f early=%lu "
-		       "late_start=%lu reps=%u\n", timers_workloads[i].name,
-		       workers, timers_workloads[i].tasks, tres[i].wall_ms,
+		       "late_start=%lu ontime_p99_us=%.1f reps=%u\n",
+		       timers_workloads[i].name, workers,
+		       timers_workloads[i].tasks, tres[i].wall_ms,
 		       tres[i].mean_us, tres[i].p99_us, tres[i].max_us,
-		       tres[i].early, tres[i].late_start, treps);
+		       tres[i].early, tres[i].late_start,
+		       tres[i].ontime_p99_us, treps);
 	}
 	if (rss_ran)
 		printf("bench: sleep_rss workers=%u sleeps=%d peak_rss_kib=%ld "

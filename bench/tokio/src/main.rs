@@ -47,7 +47,10 @@
 //   timers_10k, timers_100k N tasks each sleep_until() a deadline taken at
 //                           spawn time, 1..100 ms away (the same splitmix64
 //                           durations as weft-bench), and record how late
-//                           they woke: wall time, mean, p99 and max lateness.
+//                           they woke: wall time, mean, p99 and max lateness,
+//                           and the p99 of those first polled before their
+//                           deadline (the others count as late starts: the
+//                           run queue, not the timer, made them late).
 //                           Tokio's timer wheel has 1 ms slots and rounds
 //                           deadlines up to the next one.
 //   sleep_rss               1,000,000 tasks pending in 10 s sleeps: RSS
@@ -59,7 +62,8 @@
 // Output: tables for people, then lines for scripts:
 //   bench: <workload> workers=<n> ops_per_sec=<f> ns_per_op=<f> reps=<n> runtime=tokio
 //   bench: <timers_*> workers=<n> tasks=<n> wall_ms=<f> mean_us=<f> p99_us=<f>
-//          max_us=<f> early=<n> late_start=<n> reps=<n> runtime=tokio   (one line)
+//          max_us=<f> early=<n> late_start=<n> ontime_p99_us=<f> reps=<n>
+//          runtime=tokio                                                (one line)
 //   bench: sleep_rss workers=<n> sleeps=<n> peak_rss_kib=<n> rss_delta_kib=<n>
 //          bytes_per_sleep=<f> runtime=tokio                            (one line)
 //   bench: bytes_per_task=<f> runtime=tokio
@@ -71,7 +75,7 @@
 use std::future::Future;
 use std::io::Write;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -383,12 +387,13 @@ fn timer_duration_ns(i: u64) -> u64 {
     TIMER_MIN_NS + z % (TIMER_MAX_NS - TIMER_MIN_NS + 1)
 }
 
-/// What the sleepers of a timers workload share; leaked once per workload.
-/// The latch's release sequence publishes the slots and late_start.
+/// What the sleepers of a timers workload share, leaked once per workload:
+/// a slot of each array per sleeper, written by that sleeper only and
+/// published to main by the latch's release sequence.
 struct TimersRun {
     done: &'static Latch,
-    lateness: Box<[AtomicI64]>, // one slot per sleeper, ns
-    late_start: AtomicUsize,
+    lateness: Box<[AtomicI64]>,    // wake time - deadline, ns
+    late_start: Box<[AtomicBool]>, // first polled after its deadline
 }
 
 /// @now - @deadline in ns, negative if @now is earlier.
@@ -405,25 +410,39 @@ struct TimerStats {
     mean_us: f64,
     p99_us: f64,
     max_us: f64,
+    ontime_p99_us: f64, // p99 of the sleepers not in late_start
     early: usize,
     late_start: usize,
 }
 
+/// Sorts @v and returns its p99 in us: the smallest value that at least
+/// 99% of the samples do not exceed (nearest rank), as in weft-bench.
+fn p99_us(v: &mut [i64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_unstable();
+    v[(v.len() * 99 + 99) / 100 - 1] as f64 / 1e3
+}
+
 /// One run: a task spawns the sleepers from its worker, each with a
 /// deadline taken at its spawn, and awaits them. A sleeper first polled
-/// after its deadline counts in late_start (the run queue made it late).
-fn timers_run(rt: &Runtime, run: &'static TimersRun, buf: &mut Vec<i64>) -> TimerStats {
+/// after its deadline was made late by the run queue, not by the timer,
+/// and says so in late_start.
+fn timers_run(
+    rt: &Runtime,
+    run: &'static TimersRun,
+    all: &mut Vec<i64>,
+    ontime: &mut Vec<i64>,
+) -> TimerStats {
     let n = run.lateness.len();
     let rx = run.done.arm(n);
-    run.late_start.store(0, Ordering::Relaxed);
     let t0 = Instant::now();
     block_on_task(rt, async move {
         for i in 0..n {
             let deadline = Instant::now() + Duration::from_nanos(timer_duration_ns(i as u64));
             tokio::spawn(async move {
-                if Instant::now() >= deadline {
-                    run.late_start.fetch_add(1, Ordering::Relaxed);
-                }
+                run.late_start[i].store(Instant::now() >= deadline, Ordering::Relaxed);
                 tokio::time::sleep_until(deadline.into()).await;
                 run.lateness[i].store(lateness_ns(Instant::now(), deadline), Ordering::Relaxed);
                 run.done.count_down();
@@ -433,26 +452,41 @@ fn timers_run(rt: &Runtime, run: &'static TimersRun, buf: &mut Vec<i64>) -> Time
     });
     let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
 
-    // Sorted; p99 is the smallest value that at least 99% of the samples
-    // do not exceed (nearest rank), as in weft-bench.
-    buf.clear();
-    buf.extend(run.lateness.iter().map(|l| l.load(Ordering::Relaxed)));
-    buf.sort_unstable();
-    let sum: f64 = buf.iter().map(|&l| l as f64).sum();
+    all.clear();
+    ontime.clear();
+    for (l, late) in run.lateness.iter().zip(run.late_start.iter()) {
+        let l = l.load(Ordering::Relaxed);
+        all.push(l);
+        if !late.load(Ordering::Relaxed) {
+            ontime.push(l);
+        }
+    }
+    let sum: f64 = all.iter().map(|&l| l as f64).sum();
     TimerStats {
         wall_ms,
         mean_us: sum / n as f64 / 1e3,
-        p99_us: buf[(n * 99 + 99) / 100 - 1] as f64 / 1e3,
-        max_us: buf[n - 1] as f64 / 1e3,
-        early: buf.iter().filter(|&&l| l < 0).count(),
-        late_start: run.late_start.load(Ordering::Relaxed),
+        p99_us: p99_us(all),
+        max_us: all[n - 1] as f64 / 1e3,
+        ontime_p99_us: p99_us(ontime),
+        early: all.iter().filter(|&&l| l < 0).count(),
+        late_start: n - ontime.len(),
     }
 }
 
 fn print_timer_row(name: &str, workers: usize, tasks: usize, rep: &str, st: &TimerStats) {
     println!(
-        "{:<24} {:>7} {:>7} {:>6} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>6} {:>10}",
-        name, workers, tasks, rep, st.wall_ms, st.mean_us, st.p99_us, st.max_us, st.early, st.late_start
+        "{:<24} {:>7} {:>7} {:>6} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>6} {:>10} {:>11.1}",
+        name,
+        workers,
+        tasks,
+        rep,
+        st.wall_ms,
+        st.mean_us,
+        st.p99_us,
+        st.max_us,
+        st.early,
+        st.late_start,
+        st.ontime_p99_us
     );
     let _ = std::io::stdout().flush();
 }
@@ -465,14 +499,15 @@ fn run_timers(name: &str, tasks: usize, workers: usize, reps: usize) -> TimerSta
     let run: &'static TimersRun = Box::leak(Box::new(TimersRun {
         done: Latch::leak(),
         lateness: (0..tasks).map(|_| AtomicI64::new(0)).collect(),
-        late_start: AtomicUsize::new(0),
+        late_start: (0..tasks).map(|_| AtomicBool::new(false)).collect(),
     }));
-    let mut buf = Vec::with_capacity(tasks);
+    let mut all = Vec::with_capacity(tasks);
+    let mut ontime = Vec::with_capacity(tasks);
 
-    timers_run(&rt, run, &mut buf); // warm-up
+    timers_run(&rt, run, &mut all, &mut ontime); // warm-up
     let mut st = Vec::with_capacity(reps);
     for i in 0..reps {
-        let s = timers_run(&rt, run, &mut buf);
+        let s = timers_run(&rt, run, &mut all, &mut ontime);
         print_timer_row(name, workers, tasks, &(i + 1).to_string(), &s);
         st.push(s);
     }
@@ -484,6 +519,7 @@ fn run_timers(name: &str, tasks: usize, workers: usize, reps: usize) -> TimerSta
         mean_us: med(|s| s.mean_us),
         p99_us: med(|s| s.p99_us),
         max_us: med(|s| s.max_us),
+        ontime_p99_us: med(|s| s.ontime_p99_us),
         early: st.iter().map(|s| s.early).sum(),
         late_start: st.iter().map(|s| s.late_start).sum(),
     };
@@ -785,7 +821,7 @@ fn main() {
         }
         if tresults.is_empty() {
             println!(
-                "\n{:<24} {:>7} {:>7} {:>6} {:>9} {:>9} {:>9} {:>9} {:>6} {:>10}",
+                "\n{:<24} {:>7} {:>7} {:>6} {:>9} {:>9} {:>9} {:>9} {:>6} {:>10} {:>11}",
                 "timers (lateness)",
                 "workers",
                 "tasks",
@@ -795,7 +831,8 @@ fn main() {
                 "p99 us",
                 "max us",
                 "early",
-                "late start"
+                "late start",
+                "on-time p99"
             );
         }
         tresults.push((name, tasks, run_timers(name, tasks, workers, treps)));
@@ -820,8 +857,18 @@ fn main() {
     for (name, tasks, t) in tresults.iter() {
         println!(
             "bench: {} workers={} tasks={} wall_ms={:.3} mean_us={:.1} p99_us={:.1} \
-             max_us={:.1} early={} late_start={} reps={} runtime=tokio",
-            name, workers, tasks, t.wall_ms, t.mean_us, t.p99_us, t.max_us, t.early, t.late_start, treps
+             max_us={:.1} early={} late_start={} ontime_p99_us={:.1} reps={} runtime=tokio",
+            name,
+            workers,
+            tasks,
+            t.wall_ms,
+            t.mean_us,
+            t.p99_us,
+            t.max_us,
+            t.early,
+            t.late_start,
+            t.ontime_p99_us,
+            treps
         );
     }
     if let Some(r) = rss {
