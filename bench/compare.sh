@@ -242,15 +242,20 @@ END {
 
 	sleeps = ("weft", "bytes_per_sleep") in extra &&
 		 ("tokio", "bytes_per_sleep") in extra
-	tany = 0
+	treps = ""
 	for (i = 1; i <= tn; i++)
-		tany += tboth(torder[i])
-	if (tany || sleeps) {
+		if (tboth(torder[i]))
+			treps = tv["weft", torder[i], "reps"]
+	if (treps != "" || sleeps) {
 		# Lateness: wake time - deadline, the median over the reps of
-		# each run figure (the timer workloads run at most 5 reps).
+		# each run figure (the timer workloads run fewer reps).
 		print ""
-		printf "%-28s %12s %12s %11s\n", "timers: lateness, memory",
-		       "weft", "tokio", "tokio/weft"
+		if (treps != "")
+			printf "lateness: median of %s reps; late starts: " \
+			       "sleepers first polled after their deadline, " \
+			       "all reps\n", treps
+		printf "%-28s %12s %12s %11s\n", "timers", "weft", "tokio",
+		       "tokio/weft"
 	}
 	for (i = 1; i <= tn; i++) {
 		w = torder[i]

@@ -32,9 +32,9 @@
  * task_memory spawns 100,000 tasks that park on a shared gate and reports
  * the growth of the resident set per task. It runs first, on a fresh heap,
  * so that memory freed by other workloads does not hide the growth.
- * sleep_rss runs last, so that its million tasks do not count in the
- * peak RSS of the others, and takes its baseline after malloc_trim(), so
- * that memory the others freed does not hide its growth.
+ * sleep_rss runs in a child process (weft-bench run again with
+ * --sleep-rss-child), on a fresh heap for the same reason, and so that its
+ * million tasks do not count in the peak RSS of the others.
  *
  * Output: tables for people, then lines for scripts (each one line):
  *   bench: <workload> workers=<n> ops_per_sec=<f> ns_per_op=<f> reps=<n>
@@ -44,7 +44,7 @@
  *   bench: sleep_rss workers=<n> sleeps=<n> peak_rss_kib=<n>
  *          rss_delta_kib=<n> bytes_per_sleep=<f>
  *   bench: bytes_per_task=<f>
- *   bench: peak_rss_kib=<n>            (taken before sleep_rss)
+ *   bench: peak_rss_kib=<n>            (all but sleep_rss)
  * The timers_* figures are medians over the reps of each run's figure;
  * early counts wakes before the deadline (there must be none), late_start
  * the sleepers first polled after their deadline (late because of the run
@@ -53,7 +53,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -61,6 +60,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <weft.h>
@@ -978,9 +978,8 @@ struct sleep_rss_result {
 /*
  * Memory of pending sleeps: spawn RSS_SLEEPS sleepers from main, wait until
  * every one is pending (its timer armed), read the RSS, and free the
- * runtime, which drops them all (disarming the timers). The baseline is
- * taken after malloc_trim(), so memory that earlier workloads freed and
- * the sleepers reuse does not hide their growth.
+ * runtime, which drops them all (disarming the timers). Run it in a fresh
+ * process (sleep_rss_in_child).
  */
 static void sleep_rss(unsigned workers, struct sleep_rss_result *r)
 {
@@ -994,7 +993,6 @@ static void sleep_rss(unsigned workers, struct sleep_rss_result *r)
 	check(weft_block_on(rt, &noop_desc, NULL, NULL), "weft_block_on");
 	latch_init(&parked, RSS_SLEEPS);
 
-	malloc_trim(0);
 	before = bench_rss_bytes();
 	t0 = bench_now_ns();
 	for (int i = 0; i < RSS_SLEEPS; i++)
@@ -1015,10 +1013,71 @@ static void sleep_rss(unsigned workers, struct sleep_rss_result *r)
 	r->bytes_per_sleep = (double)(after - before) / RSS_SLEEPS;
 	printf("sleep_rss: %d pending 10 s sleeps (%zu bytes of future state "
 	       "each): RSS +%ld KiB, %.1f bytes/sleep, peak RSS %ld KiB; "
-	       "spawned and pending in %.0f ms, dropped in %.0f ms\n\n",
+	       "spawned and pending in %.0f ms, dropped in %.0f ms\n",
 	       RSS_SLEEPS, sizeof(struct parked_sleep), r->delta_kib,
 	       r->bytes_per_sleep, r->peak_rss_kib, (double)(t1 - t0) / 1e6,
 	       (double)(t2 - t1) / 1e6);
+	fflush(stdout);
+}
+
+/*
+ * Run sleep_rss in a child, weft-bench again with --sleep-rss-child, and
+ * pass on what it prints. A fresh process, because memory that earlier
+ * workloads freed stays resident where malloc_trim() cannot return it (a
+ * worker arena's free top) and the sleepers' timers would reuse it, hiding
+ * their growth; and because ru_maxrss cannot be reset. The child ends its
+ * output with "sleep_rss_result <peak_rss_kib> <delta_kib> <bytes>".
+ * Called with no runtime alive, so this process has one thread.
+ */
+static void sleep_rss_in_child(unsigned workers, struct sleep_rss_result *r)
+{
+	char nworkers[16], line[512];
+	char *argv[] = {
+		(char *)"weft-bench", (char *)"--sleep-rss-child",
+		(char *)"--workers", nworkers,
+		rt_flags & WEFT_RT_FIFO_OWNER ? (char *)"--fifo-owner" : NULL,
+		NULL,
+	};
+	int fds[2], status;
+	bool got = false;
+	pid_t pid;
+	FILE *f;
+
+	snprintf(nworkers, sizeof(nworkers), "%u", workers);
+	fflush(stdout);
+	if (pipe(fds) != 0 || (pid = fork()) < 0) {
+		perror("weft-bench: sleep_rss child");
+		exit(1);
+	}
+	if (pid == 0) {
+		dup2(fds[1], STDOUT_FILENO);
+		close(fds[0]);
+		close(fds[1]);
+		execv("/proc/self/exe", argv);
+		perror("weft-bench: exec /proc/self/exe");
+		_exit(127);
+	}
+	close(fds[1]);
+	f = fdopen(fds[0], "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "sleep_rss_result %ld %ld %lf",
+			   &r->peak_rss_kib, &r->delta_kib,
+			   &r->bytes_per_sleep) == 3)
+			got = true;
+		else
+			fputs(line, stdout);
+	}
+	if (f)
+		fclose(f);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR) {
+			perror("weft-bench: waitpid");
+			exit(1);
+		}
+	if (!got || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		fprintf(stderr, "weft-bench: the sleep_rss child failed\n");
+		exit(1);
+	}
 	fflush(stdout);
 }
 
@@ -1178,7 +1237,7 @@ static void usage(FILE *f)
 		"  ping_pong chained_spawn\n"
 		"plus task_memory (RSS per parked task, run first), the\n"
 		"timer workloads timer_churn timers_10k timers_100k, and\n"
-		"sleep_rss (RSS per pending sleep, run last).\n"
+		"sleep_rss (RSS per pending sleep, in a child process).\n"
 		"\n"
 		"  --workers N      worker threads (default: online CPUs)\n"
 		"  --reps N         timed iterations per workload, after one\n"
@@ -1216,6 +1275,7 @@ int main(int argc, char **argv)
 		{ "reps", required_argument, NULL, 'r' },
 		{ "filter", required_argument, NULL, 'f' },
 		{ "fifo-owner", no_argument, NULL, 'F' },
+		{ "sleep-rss-child", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1229,7 +1289,7 @@ int main(int argc, char **argv)
 	double bytes_per_task = -1.0;
 	unsigned workers, reps = 10, treps;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	long peak_rss_kib;
+	bool rss_child = false;
 	int c;
 
 	workers = cpus < 1 ? 1 : cpus > 256 ? 256 : (unsigned)cpus;
@@ -1247,6 +1307,9 @@ int main(int argc, char **argv)
 		case 'F':
 			rt_flags |= WEFT_RT_FIFO_OWNER;
 			break;
+		case 'S':
+			rss_child = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -1258,6 +1321,12 @@ int main(int argc, char **argv)
 	if (optind < argc) {
 		usage(stderr);
 		return 1;
+	}
+	if (rss_child) {
+		sleep_rss(workers, &rss);
+		printf("sleep_rss_result %ld %ld %.1f\n", rss.peak_rss_kib,
+		       rss.delta_kib, rss.bytes_per_sleep);
+		return 0;
 	}
 
 	if (selected("task_memory", filter))
@@ -1297,11 +1366,9 @@ int main(int argc, char **argv)
 		tran[i] = true;
 	}
 
-	/* Before sleep_rss, whose million sleeps would dwarf the rest. */
-	peak_rss_kib = bench_peak_rss_kib();
 	if (selected("sleep_rss", filter)) {
 		printf("\n");
-		sleep_rss(workers, &rss);
+		sleep_rss_in_child(workers, &rss);
 		rss_ran = true;
 	}
 
@@ -1332,6 +1399,6 @@ int main(int argc, char **argv)
 		       rss.bytes_per_sleep);
 	if (bytes_per_task >= 0)
 		printf("bench: bytes_per_task=%.1f\n", bytes_per_task);
-	printf("bench: peak_rss_kib=%ld\n", peak_rss_kib);
+	printf("bench: peak_rss_kib=%ld\n", bench_peak_rss_kib());
 	return 0;
 }

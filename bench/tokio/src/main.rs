@@ -54,8 +54,10 @@
 //                           Tokio's timer wheel has 1 ms slots and rounds
 //                           deadlines up to the next one.
 //   sleep_rss               1,000,000 tasks pending in 10 s sleeps: RSS
-//                           growth per pending sleep (baseline after
-//                           malloc_trim) and peak RSS; run last.
+//                           growth per pending sleep and peak RSS, in a
+//                           child process (tokio-bench run again with
+//                           --sleep-rss-child) for a fresh heap and its
+//                           own ru_maxrss.
 //
 // The timer workloads run at most TIMER_REPS timed reps.
 //
@@ -67,7 +69,7 @@
 //   bench: sleep_rss workers=<n> sleeps=<n> peak_rss_kib=<n> rss_delta_kib=<n>
 //          bytes_per_sleep=<f> runtime=tokio                            (one line)
 //   bench: bytes_per_task=<f> runtime=tokio
-//   bench: peak_rss_kib=<n> runtime=tokio            (before sleep_rss)
+//   bench: peak_rss_kib=<n> runtime=tokio            (all but sleep_rss)
 //
 // Written for Tokio 1.24 and Rust 1.63 (Debian 12): no newer language or
 // library features.
@@ -552,9 +554,7 @@ struct SleepRss {
 
 /// Memory of pending sleeps: spawn RSS_SLEEPS sleepers from main, wait
 /// until every one is pending, read the RSS, and drop the runtime, which
-/// drops them all. The baseline is taken after malloc_trim(), so memory
-/// that earlier workloads freed and the sleepers reuse does not hide their
-/// growth.
+/// drops them all. Run it in a fresh process (sleep_rss_in_child).
 fn sleep_rss(workers: usize) -> SleepRss {
     let rt = new_runtime(workers);
     block_on_task(&rt, async {});
@@ -562,7 +562,6 @@ fn sleep_rss(workers: usize) -> SleepRss {
     let rx = parked.arm(RSS_SLEEPS);
     let state_size = std::mem::size_of_val(&parked_sleep(parked));
 
-    unsafe { libc::malloc_trim(0) };
     let before = rss_bytes();
     let t0 = Instant::now();
     for _ in 0..RSS_SLEEPS {
@@ -587,7 +586,7 @@ fn sleep_rss(workers: usize) -> SleepRss {
     println!(
         "sleep_rss: {} pending 10 s sleeps ({} bytes of future state each): \
          RSS +{} KiB, {:.1} bytes/sleep, peak RSS {} KiB; \
-         spawned and pending in {:.0} ms, dropped in {:.0} ms\n",
+         spawned and pending in {:.0} ms, dropped in {:.0} ms",
         RSS_SLEEPS,
         state_size,
         r.delta_kib,
@@ -597,6 +596,37 @@ fn sleep_rss(workers: usize) -> SleepRss {
         (t2 - t1).as_secs_f64() * 1e3
     );
     r
+}
+
+/// Run sleep_rss in a child, tokio-bench again with --sleep-rss-child, and
+/// pass on what it prints, as weft-bench does: a fresh heap, so the
+/// sleepers do not reuse memory that earlier workloads freed (which would
+/// hide their growth), and a ru_maxrss of its own. The child ends its
+/// output with "sleep_rss_result <peak_rss_kib> <delta_kib> <bytes>".
+fn sleep_rss_in_child(workers: usize) -> SleepRss {
+    let exe = std::env::current_exe().unwrap_or_else(|e| fail(&format!("current_exe: {}", e)));
+    let out = std::process::Command::new(exe)
+        .args(&["--sleep-rss-child", "--workers", &workers.to_string()])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| fail(&format!("sleep_rss child: {}", e)));
+    let mut r = None;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() == 4 && f[0] == "sleep_rss_result" {
+            r = Some(SleepRss {
+                peak_rss_kib: f[1].parse().unwrap_or(-1),
+                delta_kib: f[2].parse().unwrap_or(-1),
+                bytes_per_sleep: f[3].parse().unwrap_or(-1.0),
+            });
+        } else {
+            println!("{}", line);
+        }
+    }
+    match r {
+        Some(r) if out.status.success() => r,
+        _ => fail("the sleep_rss child failed"),
+    }
 }
 
 // --------------------------------------------------------------- harness
@@ -718,7 +748,7 @@ fn usage() -> &'static str {
      \x20 ping_pong chained_spawn\n\
      plus task_memory (RSS per parked task, run first), the\n\
      timer workloads timer_churn timers_10k timers_100k, and\n\
-     sleep_rss (RSS per pending sleep, run last).\n\
+     sleep_rss (RSS per pending sleep, in a child process).\n\
      \n\
      \x20 --workers N      worker threads (default: available parallelism)\n\
      \x20 --reps N         timed iterations per workload, after one\n\
@@ -756,6 +786,7 @@ fn main() {
         .min(256);
     let mut reps = 10;
     let mut filter: Option<String> = None;
+    let mut rss_child = false;
 
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -776,6 +807,7 @@ fn main() {
             "--workers" | "-w" => workers = parse_uint("--workers", &value("--workers"), 1, 256),
             "--reps" | "-r" => reps = parse_uint("--reps", &value("--reps"), 1, 1_000_000),
             "--filter" | "-f" => filter = Some(value("--filter")),
+            "--sleep-rss-child" => rss_child = true,
             "--help" | "-h" => {
                 print!("{}", usage());
                 return;
@@ -785,6 +817,11 @@ fn main() {
                 std::process::exit(1);
             }
         }
+    }
+    if rss_child {
+        let r = sleep_rss(workers);
+        println!("sleep_rss_result {} {} {:.1}", r.peak_rss_kib, r.delta_kib, r.bytes_per_sleep);
+        return;
     }
     let selected = |name: &str| filter.as_ref().map_or(true, |f| name.contains(f.as_str()));
 
@@ -838,11 +875,9 @@ fn main() {
         tresults.push((name, tasks, run_timers(name, tasks, workers, treps)));
     }
 
-    // Before sleep_rss, whose million sleeps would dwarf the rest.
-    let peak = peak_rss_kib();
     let rss = if selected("sleep_rss") {
         println!();
-        Some(sleep_rss(workers))
+        Some(sleep_rss_in_child(workers))
     } else {
         None
     };
@@ -881,5 +916,5 @@ fn main() {
     if let Some(b) = bytes_per_task {
         println!("bench: bytes_per_task={:.1} runtime=tokio", b);
     }
-    println!("bench: peak_rss_kib={} runtime=tokio", peak);
+    println!("bench: peak_rss_kib={} runtime=tokio", peak_rss_kib());
 }
