@@ -7,16 +7,15 @@
 # workloads on a Tokio runtime) with the same options and print them side
 # by side: median ns per op of each, the ratio tokio/weft (> 1: weft is
 # faster), peak RSS and bytes per parked task; then the timer lateness
-# workloads (wall time, mean, p99 and max lateness, late starts, and the
-# p99 of the sleepers that started before their deadline) and the memory
-# per pending sleep. And one line per workload for scripts:
+# workloads (wall time, mean, p99 and max lateness, and the p99 of the wait
+# from spawn to first poll, where each sleep starts) and the memory per
+# pending sleep. And one line per workload for scripts:
 #
 #   compare: <workload> workers=<n> weft_ns_per_op=<f> tokio_ns_per_op=<f> speedup=<f>
 #   compare: <timers_*> workers=<n> weft_wall_ms=<f> tokio_wall_ms=<f>
 #            weft_mean_us=<f> tokio_mean_us=<f> weft_p99_us=<f>
 #            tokio_p99_us=<f> weft_max_us=<f> tokio_max_us=<f>
-#            weft_late_start=<n> tokio_late_start=<n>
-#            weft_ontime_p99_us=<f> tokio_ontime_p99_us=<f> ratio=<f>
+#            weft_start_p99_us=<f> tokio_start_p99_us=<f> ratio=<f>
 #   compare: sleep_rss workers=<n> weft_bytes_per_sleep=<f>
 #            tokio_bytes_per_sleep=<f> weft_peak_rss_kib=<n>
 #            tokio_peak_rss_kib=<n> ratio=<f>
@@ -251,9 +250,8 @@ END {
 		# each run figure (the timer workloads run fewer reps).
 		print ""
 		if (treps != "")
-			printf "lateness: median of %s reps; late starts: " \
-			       "sleepers first polled after their deadline, " \
-			       "all reps\n", treps
+			printf "lateness: median of %s reps; start: spawn " \
+			       "to first poll, where each sleep begins\n", treps
 		printf "%-28s %12s %12s %11s\n", "timers", "weft", "tokio",
 		       "tokio/weft"
 	}
@@ -265,8 +263,7 @@ END {
 		trow(w " mean us", w, "mean_us", "%12.1f")
 		trow(w " p99 us", w, "p99_us", "%12.1f")
 		trow(w " max us", w, "max_us", "%12.1f")
-		trow(w " late starts", w, "late_start", "%12d")
-		trow(w " on-time p99 us", w, "ontime_p99_us", "%12.1f")
+		trow(w " start p99 us", w, "start_p99_us", "%12.1f")
 		if (tv["weft", w, "early"] + tv["tokio", w, "early"] > 0)
 			trow(w " EARLY wakes", w, "early", "%12d")
 	}
@@ -291,8 +288,8 @@ END {
 		if (!tboth(w))
 			continue
 		printf "compare: %s workers=%s", w, workers
-		nk = split("wall_ms mean_us p99_us max_us late_start " \
-			   "ontime_p99_us", ks, " ")
+		nk = split("wall_ms mean_us p99_us max_us start_p99_us", ks,
+			   " ")
 		for (j = 1; j <= nk; j++)
 			printf " weft_%s=%s tokio_%s=%s", ks[j],
 			       tv["weft", w, ks[j]], ks[j],

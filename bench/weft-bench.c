@@ -16,10 +16,11 @@
  *   timer_churn             one task arms and cancels 1,000,000 10 s sleeps:
  *                           each is polled once (PENDING: the timer is
  *                           armed) and dropped; ns per arm + cancel
- *   timers_10k, timers_100k N tasks each sleep until a deadline taken at
- *                           spawn time, 1..100 ms away (a fixed-seed
- *                           per-task PRNG), and record how late they woke:
- *                           wall time and mean, p99 and max lateness
+ *   timers_10k, timers_100k N tasks, spawned by one task, each sleep
+ *                           1..100 ms (a fixed-seed per-task PRNG) from
+ *                           their first poll, as tokio::time::sleep(d)
+ *                           does, and record how late they woke: wall
+ *                           time and mean, p99 and max lateness
  *   sleep_rss               1,000,000 tasks pending in 10 s sleeps: RSS
  *                           growth per pending sleep and peak RSS
  *
@@ -39,17 +40,16 @@
  * Output: tables for people, then lines for scripts (each one line):
  *   bench: <workload> workers=<n> ops_per_sec=<f> ns_per_op=<f> reps=<n>
  *   bench: <timers_*> workers=<n> tasks=<n> wall_ms=<f> mean_us=<f>
- *          p99_us=<f> max_us=<f> early=<n> late_start=<n>
- *          ontime_p99_us=<f> reps=<n>
+ *          p99_us=<f> max_us=<f> early=<n> start_p99_us=<f> reps=<n>
  *   bench: sleep_rss workers=<n> sleeps=<n> peak_rss_kib=<n>
  *          rss_delta_kib=<n> bytes_per_sleep=<f>
  *   bench: bytes_per_task=<f>
  *   bench: peak_rss_kib=<n>            (all but sleep_rss)
  * The timers_* figures are medians over the reps of each run's figure;
- * early counts wakes before the deadline (there must be none), late_start
- * the sleepers first polled after their deadline (late because of the run
- * queue, not the timer), both summed over the reps; ontime_p99_us is the
- * p99 lateness of the other sleepers, what the timer itself adds.
+ * early counts wakes before the deadline (there must be none), summed over
+ * the reps; start_p99_us is the p99 of how long a sleeper waited from its
+ * spawn to its first poll (the spawn backlog, which is not in the
+ * lateness: the sleep starts at the first poll).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -799,20 +799,20 @@ struct timers_run {
 	struct latch done;
 	size_t n;
 	int64_t *lateness;	/* wake time - deadline, ns */
-	bool *late_start;	/* first polled after its deadline */
-	int64_t *ontime;	/* scratch: lateness of the others */
+	int64_t *start;		/* first poll - spawn, ns */
 };
 
 /*
- * One sleeper: sleeps until @deadline, which its spawner took, then writes
+ * One sleeper: at its first poll, sleeps its duration from now (the
+ * deadline is taken then, as tokio::time::sleep(d) takes it), then writes
  * how late it woke (ns; negative if early) to its slot and counts the
- * latch down. A sleeper first polled after its deadline was made late by
- * the run queue, not by the timer, and says so in late_start.
+ * latch down. It also records how long it waited to be polled at all.
  */
 struct sleeper {
 	weft_io sleep;		/* first: sleep_drop() */
 	struct timers_run *run;
 	size_t i;
+	uint64_t spawned;
 	uint64_t deadline;
 	bool prepared;
 };
@@ -824,7 +824,10 @@ static weft_poll sleeper_poll(void *self, weft_cx *cx, void *out)
 
 	(void)out;
 	if (!s->prepared) {
-		s->run->late_start[s->i] = weft_now_ns() >= s->deadline;
+		uint64_t now = weft_now_ns();
+
+		s->run->start[s->i] = (int64_t)(now - s->spawned);
+		s->deadline = now + timer_duration_ns(s->i);
 		check(weft_io_prep_sleep_until(&s->sleep, s->deadline),
 		      "weft_io_prep_sleep_until");
 		s->prepared = true;
@@ -859,7 +862,7 @@ static weft_poll timers_root_poll(void *self, weft_cx *cx, void *out)
 			struct sleeper s = {
 				.run = r->run,
 				.i = i,
-				.deadline = weft_now_ns() + timer_duration_ns(i),
+				.spawned = weft_now_ns(),
 			};
 
 			check(weft_spawn(NULL, &sleeper_desc, &s, NULL),
@@ -878,8 +881,8 @@ static const weft_future_desc timers_root_desc = {
 /* What one timers run measured; lateness in us. */
 struct timer_stats {
 	double wall_ms, mean_us, p99_us, max_us;
-	double ontime_p99_us;	/* p99 of the sleepers not in late_start */
-	unsigned long early, late_start;
+	double start_p99_us;	/* p99 of spawn -> first poll */
+	unsigned long early;
 };
 
 static int cmp_i64(const void *a, const void *b)
@@ -902,22 +905,18 @@ static double p99_us(int64_t *v, size_t n)
 /* The figures of a finished run (sorts its lateness). */
 static void timer_stats_of(struct timers_run *run, struct timer_stats *st)
 {
-	size_t n = run->n, m = 0;
+	size_t n = run->n;
 	double sum = 0;
 
-	st->early = st->late_start = 0;
+	st->early = 0;
 	for (size_t i = 0; i < n; i++) {
 		sum += (double)run->lateness[i];
 		st->early += run->lateness[i] < 0;
-		if (run->late_start[i])
-			st->late_start++;
-		else
-			run->ontime[m++] = run->lateness[i];
 	}
 	st->mean_us = sum / (double)n / 1e3;
 	st->p99_us = p99_us(run->lateness, n);
 	st->max_us = (double)run->lateness[n - 1] / 1e3;
-	st->ontime_p99_us = p99_us(run->ontime, m);
+	st->start_p99_us = p99_us(run->start, n);
 }
 
 static void timers_run(weft_runtime *rt, struct timers_run *run,
@@ -1164,16 +1163,15 @@ static double timer_stats_median(const struct timer_stats *st, unsigned n,
 static void print_timer_row(const char *name, unsigned workers, size_t tasks,
 			    const char *rep, const struct timer_stats *st)
 {
-	printf("%-24s %7u %7zu %6s %9.1f %9.1f %9.1f %9.1f %6lu %10lu %11.1f\n",
+	printf("%-24s %7u %7zu %6s %9.1f %9.1f %9.1f %9.1f %6lu %12.1f\n",
 	       name, workers, tasks, rep, st->wall_ms, st->mean_us,
-	       st->p99_us, st->max_us, st->early, st->late_start,
-	       st->ontime_p99_us);
+	       st->p99_us, st->max_us, st->early, st->start_p99_us);
 }
 
 /*
  * One runtime, one warm-up run and @reps timed ones, each printed; @med
- * gets the median of each figure over the timed runs, and the totals of
- * early wakes and late starts.
+ * gets the median of each figure over the timed runs, and the total of
+ * early wakes.
  */
 static void run_timers(const struct timers_workload *w, unsigned workers,
 		       unsigned reps, struct timer_stats *med)
@@ -1182,25 +1180,23 @@ static void run_timers(const struct timers_workload *w, unsigned workers,
 	struct timers_run run = {
 		.n = w->tasks,
 		.lateness = calloc(w->tasks, sizeof(*run.lateness)),
-		.late_start = calloc(w->tasks, sizeof(*run.late_start)),
-		.ontime = calloc(w->tasks, sizeof(*run.ontime)),
+		.start = calloc(w->tasks, sizeof(*run.start)),
 	};
 	struct timer_stats *st = calloc(reps + 1, sizeof(*st));
 	double *tmp = calloc(reps, sizeof(*tmp));
 	char rep[16];
 
-	if (!run.lateness || !run.late_start || !run.ontime || !st || !tmp) {
+	if (!run.lateness || !run.start || !st || !tmp) {
 		fprintf(stderr, "weft-bench: out of memory\n");
 		exit(1);
 	}
 	rt = new_runtime(workers);
 
 	timers_run(rt, &run, &st[reps]); /* warm-up */
-	med->early = med->late_start = 0;
+	med->early = 0;
 	for (unsigned i = 0; i < reps; i++) {
 		timers_run(rt, &run, &st[i]);
 		med->early += st[i].early;
-		med->late_start += st[i].late_start;
 		snprintf(rep, sizeof(rep), "%u", i + 1);
 		print_timer_row(w->name, workers, w->tasks, rep, &st[i]);
 		fflush(stdout);
@@ -1215,14 +1211,13 @@ static void run_timers(const struct timers_workload *w, unsigned workers,
 			offsetof(struct timer_stats, p99_us), tmp);
 	med->max_us = timer_stats_median(st, reps,
 			offsetof(struct timer_stats, max_us), tmp);
-	med->ontime_p99_us = timer_stats_median(st, reps,
-			offsetof(struct timer_stats, ontime_p99_us), tmp);
+	med->start_p99_us = timer_stats_median(st, reps,
+			offsetof(struct timer_stats, start_p99_us), tmp);
 	print_timer_row(w->name, workers, w->tasks, "median", med);
 	fflush(stdout);
 	free(tmp);
 	free(st);
-	free(run.ontime);
-	free(run.late_start);
+	free(run.start);
 	free(run.lateness);
 }
 
@@ -1357,10 +1352,9 @@ int main(int argc, char **argv)
 			continue;
 		if (!theader)
 			printf("\n%-24s %7s %7s %6s %9s %9s %9s %9s %6s "
-			       "%10s %11s\n", "timers (lateness)", "workers",
+			       "%12s\n", "timers (lateness)", "workers",
 			       "tasks", "rep", "wall ms", "mean us", "p99 us",
-			       "max us", "early", "late start",
-			       "on-time p99");
+			       "max us", "early", "start p99 us");
 		theader = true;
 		run_timers(&timers_workloads[i], workers, treps, &tres[i]);
 		tran[i] = true;
@@ -1385,12 +1379,11 @@ int main(int argc, char **argv)
 			continue;
 		printf("bench: %s workers=%u tasks=%zu wall_ms=%.3f "
 		       "mean_us=%.1f p99_us=%.1f max_us=%.1f early=%lu "
-		       "late_start=%lu ontime_p99_us=%.1f reps=%u\n",
+		       "start_p99_us=%.1f reps=%u\n",
 		       timers_workloads[i].name, workers,
 		       timers_workloads[i].tasks, tres[i].wall_ms,
 		       tres[i].mean_us, tres[i].p99_us, tres[i].max_us,
-		       tres[i].early, tres[i].late_start,
-		       tres[i].ontime_p99_us, treps);
+		       tres[i].early, tres[i].start_p99_us, treps);
 	}
 	if (rss_ran)
 		printf("bench: sleep_rss workers=%u sleeps=%d peak_rss_kib=%ld "

@@ -44,13 +44,12 @@
 //                           Sleep::poll spends coop budget, and once the
 //                           budget is gone it returns Pending without
 //                           registering anything.
-//   timers_10k, timers_100k N tasks each sleep_until() a deadline taken at
-//                           spawn time, 1..100 ms away (the same splitmix64
-//                           durations as weft-bench), and record how late
-//                           they woke: wall time, mean, p99 and max lateness,
-//                           and the p99 of those first polled before their
-//                           deadline (the others count as late starts: the
-//                           run queue, not the timer, made them late).
+//   timers_10k, timers_100k N tasks, spawned by one task, each sleep
+//                           1..100 ms from their first poll (the same
+//                           splitmix64 durations as weft-bench), and record
+//                           how late they woke: wall time, mean, p99 and
+//                           max lateness, and the p99 of the wait from
+//                           spawn to first poll (the spawn backlog).
 //                           Tokio's timer wheel has 1 ms slots and rounds
 //                           deadlines up to the next one.
 //   sleep_rss               1,000,000 tasks pending in 10 s sleeps: RSS
@@ -64,7 +63,7 @@
 // Output: tables for people, then lines for scripts:
 //   bench: <workload> workers=<n> ops_per_sec=<f> ns_per_op=<f> reps=<n> runtime=tokio
 //   bench: <timers_*> workers=<n> tasks=<n> wall_ms=<f> mean_us=<f> p99_us=<f>
-//          max_us=<f> early=<n> late_start=<n> ontime_p99_us=<f> reps=<n>
+//          max_us=<f> early=<n> start_p99_us=<f> reps=<n>
 //          runtime=tokio                                                (one line)
 //   bench: sleep_rss workers=<n> sleeps=<n> peak_rss_kib=<n> rss_delta_kib=<n>
 //          bytes_per_sleep=<f> runtime=tokio                            (one line)
@@ -77,7 +76,7 @@
 use std::future::Future;
 use std::io::Write;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -394,8 +393,8 @@ fn timer_duration_ns(i: u64) -> u64 {
 /// published to main by the latch's release sequence.
 struct TimersRun {
     done: &'static Latch,
-    lateness: Box<[AtomicI64]>,    // wake time - deadline, ns
-    late_start: Box<[AtomicBool]>, // first polled after its deadline
+    lateness: Box<[AtomicI64]>, // wake time - deadline, ns
+    start: Box<[AtomicI64]>,    // first poll - spawn, ns
 }
 
 /// @now - @deadline in ns, negative if @now is earlier.
@@ -412,9 +411,8 @@ struct TimerStats {
     mean_us: f64,
     p99_us: f64,
     max_us: f64,
-    ontime_p99_us: f64, // p99 of the sleepers not in late_start
+    start_p99_us: f64, // p99 of spawn -> first poll
     early: usize,
-    late_start: usize,
 }
 
 /// Sorts @v and returns its p99 in us: the smallest value that at least
@@ -427,24 +425,25 @@ fn p99_us(v: &mut [i64]) -> f64 {
     v[(v.len() * 99 + 99) / 100 - 1] as f64 / 1e3
 }
 
-/// One run: a task spawns the sleepers from its worker, each with a
-/// deadline taken at its spawn, and awaits them. A sleeper first polled
-/// after its deadline was made late by the run queue, not by the timer,
-/// and says so in late_start.
+/// One run: a task spawns the sleepers from its worker and awaits them;
+/// each sleeps its duration from its first poll (`sleep(d)` takes the
+/// deadline then), and records how long it waited to be polled at all.
 fn timers_run(
     rt: &Runtime,
     run: &'static TimersRun,
     all: &mut Vec<i64>,
-    ontime: &mut Vec<i64>,
+    starts: &mut Vec<i64>,
 ) -> TimerStats {
     let n = run.lateness.len();
     let rx = run.done.arm(n);
     let t0 = Instant::now();
     block_on_task(rt, async move {
         for i in 0..n {
-            let deadline = Instant::now() + Duration::from_nanos(timer_duration_ns(i as u64));
+            let spawned = Instant::now();
             tokio::spawn(async move {
-                run.late_start[i].store(Instant::now() >= deadline, Ordering::Relaxed);
+                let now = Instant::now();
+                run.start[i].store(lateness_ns(now, spawned), Ordering::Relaxed);
+                let deadline = now + Duration::from_nanos(timer_duration_ns(i as u64));
                 tokio::time::sleep_until(deadline.into()).await;
                 run.lateness[i].store(lateness_ns(Instant::now(), deadline), Ordering::Relaxed);
                 run.done.count_down();
@@ -455,13 +454,10 @@ fn timers_run(
     let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
 
     all.clear();
-    ontime.clear();
-    for (l, late) in run.lateness.iter().zip(run.late_start.iter()) {
-        let l = l.load(Ordering::Relaxed);
-        all.push(l);
-        if !late.load(Ordering::Relaxed) {
-            ontime.push(l);
-        }
+    starts.clear();
+    for (l, s) in run.lateness.iter().zip(run.start.iter()) {
+        all.push(l.load(Ordering::Relaxed));
+        starts.push(s.load(Ordering::Relaxed));
     }
     let sum: f64 = all.iter().map(|&l| l as f64).sum();
     TimerStats {
@@ -469,15 +465,14 @@ fn timers_run(
         mean_us: sum / n as f64 / 1e3,
         p99_us: p99_us(all),
         max_us: all[n - 1] as f64 / 1e3,
-        ontime_p99_us: p99_us(ontime),
+        start_p99_us: p99_us(starts),
         early: all.iter().filter(|&&l| l < 0).count(),
-        late_start: n - ontime.len(),
     }
 }
 
 fn print_timer_row(name: &str, workers: usize, tasks: usize, rep: &str, st: &TimerStats) {
     println!(
-        "{:<24} {:>7} {:>7} {:>6} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>6} {:>10} {:>11.1}",
+        "{:<24} {:>7} {:>7} {:>6} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>6} {:>12.1}",
         name,
         workers,
         tasks,
@@ -487,29 +482,28 @@ fn print_timer_row(name: &str, workers: usize, tasks: usize, rep: &str, st: &Tim
         st.p99_us,
         st.max_us,
         st.early,
-        st.late_start,
-        st.ontime_p99_us
+        st.start_p99_us
     );
     let _ = std::io::stdout().flush();
 }
 
 /// One runtime, one warm-up run and @reps timed ones, each printed; returns
-/// the median of each figure over the timed runs, and the totals of early
-/// wakes and late starts.
+/// the median of each figure over the timed runs, and the total of early
+/// wakes.
 fn run_timers(name: &str, tasks: usize, workers: usize, reps: usize) -> TimerStats {
     let rt = new_runtime(workers);
     let run: &'static TimersRun = Box::leak(Box::new(TimersRun {
         done: Latch::leak(),
         lateness: (0..tasks).map(|_| AtomicI64::new(0)).collect(),
-        late_start: (0..tasks).map(|_| AtomicBool::new(false)).collect(),
+        start: (0..tasks).map(|_| AtomicI64::new(0)).collect(),
     }));
     let mut all = Vec::with_capacity(tasks);
-    let mut ontime = Vec::with_capacity(tasks);
+    let mut starts = Vec::with_capacity(tasks);
 
-    timers_run(&rt, run, &mut all, &mut ontime); // warm-up
+    timers_run(&rt, run, &mut all, &mut starts); // warm-up
     let mut st = Vec::with_capacity(reps);
     for i in 0..reps {
-        let s = timers_run(&rt, run, &mut all, &mut ontime);
+        let s = timers_run(&rt, run, &mut all, &mut starts);
         print_timer_row(name, workers, tasks, &(i + 1).to_string(), &s);
         st.push(s);
     }
@@ -521,9 +515,8 @@ fn run_timers(name: &str, tasks: usize, workers: usize, reps: usize) -> TimerSta
         mean_us: med(|s| s.mean_us),
         p99_us: med(|s| s.p99_us),
         max_us: med(|s| s.max_us),
-        ontime_p99_us: med(|s| s.ontime_p99_us),
+        start_p99_us: med(|s| s.start_p99_us),
         early: st.iter().map(|s| s.early).sum(),
-        late_start: st.iter().map(|s| s.late_start).sum(),
     };
     print_timer_row(name, workers, tasks, "median", &m);
     m
@@ -858,7 +851,7 @@ fn main() {
         }
         if tresults.is_empty() {
             println!(
-                "\n{:<24} {:>7} {:>7} {:>6} {:>9} {:>9} {:>9} {:>9} {:>6} {:>10} {:>11}",
+                "\n{:<24} {:>7} {:>7} {:>6} {:>9} {:>9} {:>9} {:>9} {:>6} {:>12}",
                 "timers (lateness)",
                 "workers",
                 "tasks",
@@ -868,8 +861,7 @@ fn main() {
                 "p99 us",
                 "max us",
                 "early",
-                "late start",
-                "on-time p99"
+                "start p99 us"
             );
         }
         tresults.push((name, tasks, run_timers(name, tasks, workers, treps)));
@@ -892,7 +884,7 @@ fn main() {
     for (name, tasks, t) in tresults.iter() {
         println!(
             "bench: {} workers={} tasks={} wall_ms={:.3} mean_us={:.1} p99_us={:.1} \
-             max_us={:.1} early={} late_start={} ontime_p99_us={:.1} reps={} runtime=tokio",
+             max_us={:.1} early={} start_p99_us={:.1} reps={} runtime=tokio",
             name,
             workers,
             tasks,
@@ -901,8 +893,7 @@ fn main() {
             t.p99_us,
             t.max_us,
             t.early,
-            t.late_start,
-            t.ontime_p99_us,
+            t.start_p99_us,
             treps
         );
     }
