@@ -63,9 +63,11 @@ unsigned weft__driver_reap(struct weft__driver *d)
 			continue;
 		}
 		struct weft__op *op = (struct weft__op *)(uintptr_t)(
-			ud & ~WEFT__UD_CANCEL);
+			ud & ~WEFT__UD_FLAGS);
 		if (ud & WEFT__UD_CANCEL)
 			weft__op_cancel_done(d, op);
+		else if (ud & WEFT__UD_LINK)
+			weft__op_link_done(d, op);
 		else
 			weft__op_complete(d, op, cqe->res);
 	}

@@ -52,6 +52,12 @@ void weft__op_cancel_done(struct weft__driver *d, struct weft__op *op)
 	op_unref(op);
 }
 
+void weft__op_link_done(struct weft__driver *d, struct weft__op *op)
+{
+	d->ring.inflight--;
+	op_unref(op);
+}
+
 #if defined(WEFT_SANITIZE_ADDRESS)
 #include <sanitizer/asan_interface.h>
 /*
@@ -109,7 +115,8 @@ void weft__op_complete(struct weft__driver *d, struct weft__op *op,
  * Chain an absolute IORING_OP_LINK_TIMEOUT to @sqe, the op's: if the op
  * is still running at its deadline the kernel cancels it (-ECANCELED,
  * reported as -ETIMEDOUT by complete_result). The kernel copies the
- * timespec when it takes the SQE. Its own CQE is ignored.
+ * timespec when it takes the SQE. The timeout holds a record reference
+ * until its own CQE (op.h).
  */
 static void link_deadline(struct weft__driver *d, struct weft__op *op,
 			  struct io_uring_sqe *sqe)
@@ -121,7 +128,9 @@ static void link_deadline(struct weft__driver *d, struct weft__op *op,
 	op->link_ts.tv_sec = (long long)(op->deadline / 1000000000u);
 	op->link_ts.tv_nsec = (long long)(op->deadline % 1000000000u);
 	io_uring_prep_link_timeout(lt, &op->link_ts, IORING_TIMEOUT_ABS);
-	io_uring_sqe_set_data64(lt, WEFT__UD_LINK_TIMEOUT);
+	io_uring_sqe_set_data64(lt, (uint64_t)(uintptr_t)op | WEFT__UD_LINK);
+	op_ref(op);
+	d->ring.inflight++;
 }
 
 /* Fill and submit @op on @d's ring. 0, or a negative errno for a failure

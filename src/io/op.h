@@ -7,7 +7,12 @@
  *   - the driver: from submit until the op's CQE has been handled;
  *   - the future (weft_io): until it takes the result or is dropped;
  *   - a cancel in flight: from the cancel request (local, or pushed to the
- *     owner's inbox by another thread) until the cancel's own CQE.
+ *     owner's inbox by another thread) until the cancel's own CQE;
+ *   - a linked timeout (weft_io_set_deadline): from submit until its own
+ *     CQE, which may come after the op's. When it fires the kernel cancels
+ *     the op by user_data: were the record freed at the op's CQE, a new op
+ *     allocated at the same address could be cancelled instead (it was:
+ *     tests/io_deadline.c, raced_deadline_spares_later_ops).
  * The last one frees the record, so no cancel ever names a freed (or
  * reused) record.
  *
@@ -151,6 +156,9 @@ void weft__op_complete(struct weft__driver *d, struct weft__op *op,
 
 /* Driver: the CQE of a cancel for @op arrived. */
 void weft__op_cancel_done(struct weft__driver *d, struct weft__op *op);
+
+/* Driver: the CQE of @op's linked timeout arrived. */
+void weft__op_link_done(struct weft__driver *d, struct weft__op *op);
 
 /* Driver: submit the cancel for @op, whose reference the pusher took. */
 void weft__op_submit_cancel(struct weft__driver *d, struct weft__op *op);

@@ -8,8 +8,11 @@
  *   an op record pointer | WEFT__UD_CANCEL    completion of a cancel for it
  *   WEFT__UD_UNPARK                           MSG_RING from another worker
  *   WEFT__UD_EVENTFD                          the eventfd read (foreign wakes)
- *   WEFT__UD_LINK_TIMEOUT                     an op's deadline (ignored: the
- *                                              op's own CQE says it all)
+ *   an op record pointer | WEFT__UD_LINK      the op's linked timeout (its
+ *                                              deadline); it holds a reference
+ *                                              to the record until this CQE,
+ *                                              because the kernel names the op
+ *                                              by user_data when it fires
  *   WEFT__UD_IGNORE                           nothing to do (never posted:
  *                                              CQE_SKIP_SUCCESS where used)
  */
@@ -25,8 +28,9 @@
 #define WEFT__UD_IGNORE ((uint64_t)0)
 #define WEFT__UD_UNPARK ((uint64_t)1)
 #define WEFT__UD_EVENTFD ((uint64_t)2)
-#define WEFT__UD_LINK_TIMEOUT ((uint64_t)3)
-#define WEFT__UD_CANCEL ((uint64_t)1) /* low bit on an op pointer */
+#define WEFT__UD_CANCEL ((uint64_t)1) /* low bits on an op pointer */
+#define WEFT__UD_LINK ((uint64_t)2)
+#define WEFT__UD_FLAGS (WEFT__UD_CANCEL | WEFT__UD_LINK)
 #define WEFT__UD_TAG_MAX ((uint64_t)16)
 
 struct weft__ring {
