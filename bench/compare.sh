@@ -6,10 +6,22 @@
 # Run BUILDDIR/bench/weft-bench and bench/tokio (tokio-bench: the same
 # workloads on a Tokio runtime) with the same options and print them side
 # by side: median ns per op of each, the ratio tokio/weft (> 1: weft is
-# faster), peak RSS and bytes per parked task, and one line per workload
-# for scripts:
+# faster), peak RSS and bytes per parked task; then the timer lateness
+# workloads (wall time, mean, p99 and max lateness, and the p99 of the wait
+# from spawn to first poll, where each sleep starts) and the memory per
+# pending sleep. And one line per workload for scripts:
 #
 #   compare: <workload> workers=<n> weft_ns_per_op=<f> tokio_ns_per_op=<f> speedup=<f>
+#   compare: <timers_*> workers=<n> weft_wall_ms=<f> tokio_wall_ms=<f>
+#            weft_mean_us=<f> tokio_mean_us=<f> weft_p99_us=<f>
+#            tokio_p99_us=<f> weft_max_us=<f> tokio_max_us=<f>
+#            weft_start_p99_us=<f> tokio_start_p99_us=<f> ratio=<f>
+#   compare: sleep_rss workers=<n> weft_bytes_per_sleep=<f>
+#            tokio_bytes_per_sleep=<f> weft_peak_rss_kib=<n>
+#            tokio_peak_rss_kib=<n> ratio=<f>
+#
+# (each on one line). ratio is tokio/weft of the p99 lateness and of the
+# bytes per sleep: > 1, weft is better.
 #
 # tokio-bench is built offline with cargo against Debian's packaged crate
 # sources (librust-tokio-dev), in BUILDDIR/bench/tokio-build (a copy of
@@ -164,6 +176,15 @@ function fields(   i, p) {
 			kv[substr($i, 1, p - 1)] = substr($i, p + 1)
 }
 function ratio(t, w) { return w > 0 ? sprintf("%.2f", t / w) : "-" }
+function both(w) { return (("weft", w) in ns) && (("tokio", w) in ns) }
+function tboth(w) { return (("weft", w) in tim) && (("tokio", w) in tim) }
+# One row of the second table: a figure of workload w from tv[] (or
+# extra[] when w is empty), whose ratio is tokio/weft.
+function trow(label, w, k, fmt,   a, b) {
+	a = w == "" ? extra["weft", k] : tv["weft", w, k]
+	b = w == "" ? extra["tokio", k] : tv["tokio", w, k]
+	printf "%-28s " fmt " " fmt " %11s\n", label, a, b, ratio(b, a)
+}
 $1 != "bench:" { next }
 {
 	rt = FILENAME ~ /tokio\.out$/ ? "tokio" : "weft"
@@ -173,6 +194,21 @@ $1 != "bench:" { next }
 		next
 	}
 	fields()
+	if ("p99_us" in kv) {		# timers_*: lateness, not ns/op
+		if (!($2 in tseen)) {
+			tseen[$2] = 1
+			torder[++tn] = $2
+		}
+		tim[rt, $2] = 1
+		for (k in kv)
+			tv[rt, $2, k] = kv[k]
+		next
+	}
+	if ("bytes_per_sleep" in kv) {	# sleep_rss
+		extra[rt, "bytes_per_sleep"] = kv["bytes_per_sleep"]
+		extra[rt, "sleep_peak_rss_kib"] = kv["peak_rss_kib"]
+		next
+	}
 	if (!($2 in seen)) {
 		seen[$2] = 1
 		order[++n] = $2
@@ -186,7 +222,7 @@ END {
 	       "tokio ns/op", "tokio/weft"
 	for (i = 1; i <= n; i++) {
 		w = order[i]
-		if (!(("weft", w) in ns) || !(("tokio", w) in ns))
+		if (!both(w))
 			continue
 		printf "%-24s %12.2f %12.2f %11s\n", w, ns["weft", w],
 		       ns["tokio", w], ratio(ns["tokio", w], ns["weft", w])
@@ -202,16 +238,75 @@ END {
 	       extra["weft", "peak_rss_kib"], extra["tokio", "peak_rss_kib"],
 	       ratio(extra["tokio", "peak_rss_kib"],
 		     extra["weft", "peak_rss_kib"])
+
+	sleeps = ("weft", "bytes_per_sleep") in extra &&
+		 ("tokio", "bytes_per_sleep") in extra
+	treps = ""
+	for (i = 1; i <= tn; i++)
+		if (tboth(torder[i]))
+			treps = tv["weft", torder[i], "reps"]
+	if (treps != "" || sleeps) {
+		# Lateness: wake time - deadline, the median over the reps of
+		# each run figure (the timer workloads run fewer reps).
+		print ""
+		if (treps != "")
+			printf "lateness: median of %s reps; start: spawn " \
+			       "to first poll, where each sleep begins\n", treps
+		printf "%-28s %12s %12s %11s\n", "timers", "weft", "tokio",
+		       "tokio/weft"
+	}
+	for (i = 1; i <= tn; i++) {
+		w = torder[i]
+		if (!tboth(w))
+			continue
+		trow(w " wall ms", w, "wall_ms", "%12.1f")
+		trow(w " mean us", w, "mean_us", "%12.1f")
+		trow(w " p99 us", w, "p99_us", "%12.1f")
+		trow(w " max us", w, "max_us", "%12.1f")
+		trow(w " start p99 us", w, "start_p99_us", "%12.1f")
+		if (tv["weft", w, "early"] + tv["tokio", w, "early"] > 0)
+			trow(w " EARLY wakes", w, "early", "%12d")
+	}
+	if (sleeps) {
+		trow("sleep_rss bytes/sleep", "", "bytes_per_sleep", "%12.1f")
+		trow("sleep_rss peak RSS KiB", "", "sleep_peak_rss_kib",
+		     "%12d")
+	}
+
 	print ""
 	for (i = 1; i <= n; i++) {
 		w = order[i]
-		if (!(("weft", w) in ns) || !(("tokio", w) in ns))
+		if (!both(w))
 			continue
 		printf "compare: %s workers=%s weft_ns_per_op=%.2f " \
 		       "tokio_ns_per_op=%.2f speedup=%s\n", w, workers,
 		       ns["weft", w], ns["tokio", w],
 		       ratio(ns["tokio", w], ns["weft", w])
 	}
+	for (i = 1; i <= tn; i++) {
+		w = torder[i]
+		if (!tboth(w))
+			continue
+		printf "compare: %s workers=%s", w, workers
+		nk = split("wall_ms mean_us p99_us max_us start_p99_us", ks,
+			   " ")
+		for (j = 1; j <= nk; j++)
+			printf " weft_%s=%s tokio_%s=%s", ks[j],
+			       tv["weft", w, ks[j]], ks[j],
+			       tv["tokio", w, ks[j]]
+		printf " ratio=%s\n", ratio(tv["tokio", w, "p99_us"],
+					     tv["weft", w, "p99_us"])
+	}
+	if (sleeps)
+		printf "compare: sleep_rss workers=%s " \
+		       "weft_bytes_per_sleep=%s tokio_bytes_per_sleep=%s " \
+		       "weft_peak_rss_kib=%s tokio_peak_rss_kib=%s ratio=%s\n",
+		       workers, extra["weft", "bytes_per_sleep"],
+		       extra["tokio", "bytes_per_sleep"],
+		       extra["weft", "sleep_peak_rss_kib"],
+		       extra["tokio", "sleep_peak_rss_kib"],
+		       ratio(extra["tokio", "bytes_per_sleep"],
+			     extra["weft", "bytes_per_sleep"])
 	if (("weft", "bytes_per_task") in extra &&
 	    ("tokio", "bytes_per_task") in extra)
 		printf "compare: bytes_per_task weft=%s tokio=%s\n",

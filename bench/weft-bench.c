@@ -11,27 +11,56 @@
  *                           its own pair of tasks
  *   chained_spawn           each task spawns the next, 1,000 deep
  *
+ * and the timer workloads of issue 6 (the timer wheel):
+ *
+ *   timer_churn             one task arms and cancels 1,000,000 10 s sleeps:
+ *                           each is polled once (PENDING: the timer is
+ *                           armed) and dropped; ns per arm + cancel
+ *   timers_10k, timers_100k N tasks, spawned by one task, each sleep
+ *                           1..100 ms (a fixed-seed per-task PRNG) from
+ *                           their first poll, as tokio::time::sleep(d)
+ *                           does, and record how late they woke: wall
+ *                           time and mean, p99 and max lateness
+ *   sleep_rss               1,000,000 tasks pending in 10 s sleeps: RSS
+ *                           growth per pending sleep and peak RSS
+ *
  * Each workload gets one runtime, one warm-up iteration and --reps timed
- * ones; the median is reported. Completion is signalled as Tokio does it:
- * an atomic countdown whose last decrement sends on a channel (here a
- * oneshot) that the waiting side awaits.
+ * ones (at most TIMER_REPS for the timer workloads, which take up to a
+ * second each); the median is reported. Completion is signalled as Tokio
+ * does it: an atomic countdown whose last decrement sends on a channel
+ * (here a oneshot) that the waiting side awaits.
  *
  * task_memory spawns 100,000 tasks that park on a shared gate and reports
  * the growth of the resident set per task. It runs first, on a fresh heap,
  * so that memory freed by other workloads does not hide the growth.
+ * sleep_rss runs in a child process (weft-bench run again with
+ * --sleep-rss-child), on a fresh heap for the same reason, and so that its
+ * million tasks do not count in the peak RSS of the others.
  *
- * Output: a table for people, then one line per workload for scripts:
+ * Output: tables for people, then lines for scripts (each one line):
  *   bench: <workload> workers=<n> ops_per_sec=<f> ns_per_op=<f> reps=<n>
+ *   bench: <timers_*> workers=<n> tasks=<n> wall_ms=<f> mean_us=<f>
+ *          p99_us=<f> max_us=<f> early=<n> start_p99_us=<f> reps=<n>
+ *   bench: sleep_rss workers=<n> sleeps=<n> peak_rss_kib=<n>
+ *          rss_delta_kib=<n> bytes_per_sleep=<f>
  *   bench: bytes_per_task=<f>
- *   bench: peak_rss_kib=<n>
+ *   bench: peak_rss_kib=<n>            (all but sleep_rss)
+ * The timers_* figures are medians over the reps of each run's figure;
+ * early counts wakes before the deadline (there must be none), summed over
+ * the reps; start_p99_us is the p99 of how long a sleeper waited from its
+ * spawn to its first poll (the spawn backlog, which is not in the
+ * lateness: the sleep starts at the first poll).
  */
+#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <weft.h>
@@ -46,6 +75,12 @@
 #define NUM_PINGS 1000		/* ping_pong */
 #define CHAIN_DEPTH 1000	/* chained_spawn */
 #define MEM_TASKS 100000	/* task_memory */
+#define CHURN_OPS 1000000	/* timer_churn */
+#define RSS_SLEEPS 1000000	/* sleep_rss */
+#define LONG_SLEEP_NS 10000000000ull /* timer_churn, sleep_rss: 10 s */
+#define TIMER_REPS 5		/* the most reps of a timer workload */
+
+static unsigned rt_flags; /* WEFT_RT_* from the command line */
 
 /* Any weft error is fatal here; tasks call this too, so no unwinding. */
 static void check(int err, const char *what)
@@ -55,6 +90,19 @@ static void check(int err, const char *what)
 	fflush(stdout);
 	fprintf(stderr, "weft-bench: %s: %s\n", what, weft_strerror(err));
 	exit(1);
+}
+
+/* A runtime with @workers workers and the command line's flags. */
+static weft_runtime *new_runtime(unsigned workers)
+{
+	weft_runtime_config cfg;
+	weft_runtime *rt;
+
+	weft_runtime_config_init(&cfg);
+	cfg.workers = workers;
+	cfg.flags |= rt_flags;
+	check(weft_runtime_new(&cfg, &rt), "weft_runtime_new");
+	return rt;
 }
 
 /* ------------------------------------------------------------- latch */
@@ -632,16 +680,13 @@ static const weft_future_desc gate_task_desc = {
  */
 static double task_memory(unsigned workers)
 {
-	weft_runtime_config cfg;
 	weft_runtime *rt;
 	struct latch parked, done;
 	struct gate gate;
 	struct gate_task t;
 	long before, after;
 
-	weft_runtime_config_init(&cfg);
-	cfg.workers = workers;
-	check(weft_runtime_new(&cfg, &rt), "weft_runtime_new");
+	rt = new_runtime(workers);
 	/* Let every worker start and touch its stack and ring first. */
 	check(weft_block_on(rt, &noop_desc, NULL, NULL), "weft_block_on");
 
@@ -676,44 +721,407 @@ static double task_memory(unsigned workers)
 	return (double)(after - before) / MEM_TASKS;
 }
 
+/* ------------------------------------------------------- timer_churn */
+
+/*
+ * Arms and cancels CHURN_OPS timers from one task: a 10 s sleep polled
+ * once, which arms it (PENDING: the deadline is far), then dropped, which
+ * disarms it. Nothing fires: this is the cost of a deadline that is set
+ * and then not needed, the common case of an I/O timeout.
+ */
+static weft_poll churn_poll(void *self, weft_cx *cx, void *out)
+{
+	weft_io *sleep = self;
+	int64_t res;
+
+	(void)out;
+	for (int i = 0; i < CHURN_OPS; i++) {
+		check(weft_io_prep_sleep(sleep, LONG_SLEEP_NS),
+		      "weft_io_prep_sleep");
+		if (weft_io_poll(sleep, cx, &res) == WEFT_READY) {
+			check((int)res, "timer_churn sleep");
+			check(-EPROTO, "timer_churn: a 10 s sleep was ready");
+		}
+		weft_io_drop(sleep);
+	}
+	return WEFT_READY;
+}
+
+/* Drop for any future state whose first member is its weft_io. */
+static void sleep_drop(void *self)
+{
+	weft_io_drop(self);
+}
+
+static const weft_future_desc churn_desc = {
+	.poll = churn_poll,
+	.drop = sleep_drop,
+	.size = sizeof(weft_io),
+};
+
+static void timer_churn(weft_runtime *rt)
+{
+	weft_io sleep = WEFT_IO_INIT;
+
+	check(weft_block_on(rt, &churn_desc, &sleep, NULL), "weft_block_on");
+}
+
+/* ------------------------------------------------------------ timers */
+
+#define TIMER_SEED 0x74696d657273ull	/* "timers" */
+#define TIMER_MIN_NS 1000000ull		/* 1 ms */
+#define TIMER_MAX_NS 100000000ull	/* 100 ms */
+
+/*
+ * The sleep of task @i of a timers run: the i-th number of a splitmix64
+ * stream (Steele, Lea and Flood, "Fast splittable pseudorandom number
+ * generators", OOPSLA 2014) that starts at TIMER_SEED, uniform in
+ * TIMER_MIN_NS..TIMER_MAX_NS. The generator is counter-based, so each
+ * spawn computes its own, and task i sleeps as long in every rep and in
+ * tokio-bench. The modulo bias (below 2^27 / 2^64) is negligible.
+ */
+static uint64_t timer_duration_ns(uint64_t i)
+{
+	uint64_t z = TIMER_SEED + i * 0x9e3779b97f4a7c15ull;
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	z ^= z >> 31;
+	return TIMER_MIN_NS + z % (TIMER_MAX_NS - TIMER_MIN_NS + 1);
+}
+
+/*
+ * What the sleepers of a timers workload share: a slot of each array per
+ * sleeper, written by that sleeper only and published to main by the
+ * latch's release sequence.
+ */
+struct timers_run {
+	struct latch done;
+	size_t n;
+	int64_t *lateness;	/* wake time - deadline, ns */
+	int64_t *start;		/* first poll - spawn, ns */
+};
+
+/*
+ * One sleeper: at its first poll, sleeps its duration from now (the
+ * deadline is taken then, as tokio::time::sleep(d) takes it), then writes
+ * how late it woke (ns; negative if early) to its slot and counts the
+ * latch down. It also records how long it waited to be polled at all.
+ */
+struct sleeper {
+	weft_io sleep;		/* first: sleep_drop() */
+	struct timers_run *run;
+	size_t i;
+	uint64_t spawned;
+	uint64_t deadline;
+	bool prepared;
+};
+
+static weft_poll sleeper_poll(void *self, weft_cx *cx, void *out)
+{
+	struct sleeper *s = self;
+	int64_t res;
+
+	(void)out;
+	if (!s->prepared) {
+		uint64_t now = weft_now_ns();
+
+		s->run->start[s->i] = (int64_t)(now - s->spawned);
+		s->deadline = now + timer_duration_ns(s->i);
+		check(weft_io_prep_sleep_until(&s->sleep, s->deadline),
+		      "weft_io_prep_sleep_until");
+		s->prepared = true;
+	}
+	if (weft_io_poll(&s->sleep, cx, &res) == WEFT_PENDING)
+		return WEFT_PENDING;
+	s->run->lateness[s->i] = (int64_t)(weft_now_ns() - s->deadline);
+	check((int)res, "timers sleep");
+	latch_count_down(&s->run->done);
+	return WEFT_READY;
+}
+
+static const weft_future_desc sleeper_desc = {
+	.poll = sleeper_poll,
+	.drop = sleep_drop,
+	.size = sizeof(struct sleeper),
+};
+
+/* Spawns run->n sleepers from its worker, then awaits them. */
+struct timers_root {
+	struct timers_run *run;
+	bool spawned;
+};
+
+static weft_poll timers_root_poll(void *self, weft_cx *cx, void *out)
+{
+	struct timers_root *r = self;
+
+	(void)out;
+	if (!r->spawned) {
+		for (size_t i = 0; i < r->run->n; i++) {
+			struct sleeper s = {
+				.run = r->run,
+				.i = i,
+				.spawned = weft_now_ns(),
+			};
+
+			check(weft_spawn(NULL, &sleeper_desc, &s, NULL),
+			      "weft_spawn");
+		}
+		r->spawned = true;
+	}
+	return latch_poll(&r->run->done, cx);
+}
+
+static const weft_future_desc timers_root_desc = {
+	.poll = timers_root_poll,
+	.size = sizeof(struct timers_root),
+};
+
+/* What one timers run measured; lateness in us. */
+struct timer_stats {
+	double wall_ms, mean_us, p99_us, max_us;
+	double start_p99_us;	/* p99 of spawn -> first poll */
+	unsigned long early;
+};
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Sorts @v[0..@n) in place and returns its p99 in us: the smallest value
+ * that at least 99% of the samples do not exceed (nearest rank). */
+static double p99_us(int64_t *v, size_t n)
+{
+	if (n == 0)
+		return 0.0;
+	qsort(v, n, sizeof(*v), cmp_i64);
+	return (double)v[(n * 99 + 99) / 100 - 1] / 1e3;
+}
+
+/* The figures of a finished run (sorts its lateness). */
+static void timer_stats_of(struct timers_run *run, struct timer_stats *st)
+{
+	size_t n = run->n;
+	double sum = 0;
+
+	st->early = 0;
+	for (size_t i = 0; i < n; i++) {
+		sum += (double)run->lateness[i];
+		st->early += run->lateness[i] < 0;
+	}
+	st->mean_us = sum / (double)n / 1e3;
+	st->p99_us = p99_us(run->lateness, n);
+	st->max_us = (double)run->lateness[n - 1] / 1e3;
+	st->start_p99_us = p99_us(run->start, n);
+}
+
+static void timers_run(weft_runtime *rt, struct timers_run *run,
+		       struct timer_stats *st)
+{
+	struct timers_root r = { .run = run };
+	uint64_t t0;
+
+	latch_init(&run->done, run->n);
+	t0 = bench_now_ns();
+	check(weft_block_on(rt, &timers_root_desc, &r, NULL), "weft_block_on");
+	st->wall_ms = (double)(bench_now_ns() - t0) / 1e6;
+	weft_oneshot_rx_drop(run->done.rx);
+	timer_stats_of(run, st);
+}
+
+/* --------------------------------------------------------- sleep_rss */
+
+/* A task that sleeps 10 s and counts @parked down once it is pending. */
+struct parked_sleep {
+	weft_io sleep;		/* first: sleep_drop() */
+	struct latch *parked;
+	bool counted;
+};
+
+static weft_poll parked_sleep_poll(void *self, weft_cx *cx, void *out)
+{
+	struct parked_sleep *p = self;
+	int64_t res;
+
+	(void)out;
+	if (!p->counted)
+		check(weft_io_prep_sleep(&p->sleep, LONG_SLEEP_NS),
+		      "weft_io_prep_sleep");
+	if (weft_io_poll(&p->sleep, cx, &res) == WEFT_READY) {
+		check((int)res, "sleep_rss sleep");
+		check(-ETIME, "sleep_rss: a 10 s sleep ended before all "
+		      "were pending");
+	}
+	if (!p->counted) {
+		p->counted = true;
+		latch_count_down(p->parked);
+	}
+	return WEFT_PENDING;
+}
+
+static const weft_future_desc parked_sleep_desc = {
+	.poll = parked_sleep_poll,
+	.drop = sleep_drop,
+	.size = sizeof(struct parked_sleep),
+};
+
+struct sleep_rss_result {
+	long peak_rss_kib, delta_kib;
+	double bytes_per_sleep;
+};
+
+/*
+ * Memory of pending sleeps: spawn RSS_SLEEPS sleepers from main, wait until
+ * every one is pending (its timer armed), read the RSS, and free the
+ * runtime, which drops them all (disarming the timers). Run it in a fresh
+ * process (sleep_rss_in_child).
+ */
+static void sleep_rss(unsigned workers, struct sleep_rss_result *r)
+{
+	weft_runtime *rt;
+	struct latch parked;
+	struct parked_sleep p = { .parked = &parked };
+	long before, after;
+	uint64_t t0, t1, t2;
+
+	rt = new_runtime(workers);
+	check(weft_block_on(rt, &noop_desc, NULL, NULL), "weft_block_on");
+	latch_init(&parked, RSS_SLEEPS);
+
+	before = bench_rss_bytes();
+	t0 = bench_now_ns();
+	for (int i = 0; i < RSS_SLEEPS; i++)
+		check(weft_spawn(rt, &parked_sleep_desc, &p, NULL),
+		      "weft_spawn");
+	latch_wait(rt, &parked);
+	t1 = bench_now_ns();
+	after = bench_rss_bytes();
+	r->peak_rss_kib = bench_peak_rss_kib();
+	weft_runtime_free(rt);
+	t2 = bench_now_ns();
+
+	if (before < 0 || after < 0) {
+		fprintf(stderr, "weft-bench: cannot read /proc/self/statm\n");
+		exit(1);
+	}
+	r->delta_kib = (after - before) / 1024;
+	r->bytes_per_sleep = (double)(after - before) / RSS_SLEEPS;
+	printf("sleep_rss: %d pending 10 s sleeps (%zu bytes of future state "
+	       "each): RSS +%ld KiB, %.1f bytes/sleep, peak RSS %ld KiB; "
+	       "spawned and pending in %.0f ms, dropped in %.0f ms\n",
+	       RSS_SLEEPS, sizeof(struct parked_sleep), r->delta_kib,
+	       r->bytes_per_sleep, r->peak_rss_kib, (double)(t1 - t0) / 1e6,
+	       (double)(t2 - t1) / 1e6);
+	fflush(stdout);
+}
+
+/*
+ * Run sleep_rss in a child, weft-bench again with --sleep-rss-child, and
+ * pass on what it prints. A fresh process, because memory that earlier
+ * workloads freed stays resident where malloc_trim() cannot return it (a
+ * worker arena's free top) and the sleepers' timers would reuse it, hiding
+ * their growth; and because ru_maxrss cannot be reset. The child ends its
+ * output with "sleep_rss_result <peak_rss_kib> <delta_kib> <bytes>".
+ * Called with no runtime alive, so this process has one thread.
+ */
+static void sleep_rss_in_child(unsigned workers, struct sleep_rss_result *r)
+{
+	char nworkers[16], line[512];
+	char *argv[] = {
+		(char *)"weft-bench", (char *)"--sleep-rss-child",
+		(char *)"--workers", nworkers,
+		rt_flags & WEFT_RT_FIFO_OWNER ? (char *)"--fifo-owner" : NULL,
+		NULL,
+	};
+	int fds[2], status;
+	bool got = false;
+	pid_t pid;
+	FILE *f;
+
+	snprintf(nworkers, sizeof(nworkers), "%u", workers);
+	fflush(stdout);
+	if (pipe(fds) != 0 || (pid = fork()) < 0) {
+		perror("weft-bench: sleep_rss child");
+		exit(1);
+	}
+	if (pid == 0) {
+		dup2(fds[1], STDOUT_FILENO);
+		close(fds[0]);
+		close(fds[1]);
+		execv("/proc/self/exe", argv);
+		perror("weft-bench: exec /proc/self/exe");
+		_exit(127);
+	}
+	close(fds[1]);
+	f = fdopen(fds[0], "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "sleep_rss_result %ld %ld %lf",
+			   &r->peak_rss_kib, &r->delta_kib,
+			   &r->bytes_per_sleep) == 3)
+			got = true;
+		else
+			fputs(line, stdout);
+	}
+	if (f)
+		fclose(f);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR) {
+			perror("weft-bench: waitpid");
+			exit(1);
+		}
+	if (!got || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		fprintf(stderr, "weft-bench: the sleep_rss child failed\n");
+		exit(1);
+	}
+	fflush(stdout);
+}
+
 /* ---------------------------------------------------------- harness */
 
 struct workload {
 	const char *name;
 	void (*iter)(weft_runtime *rt);
 	double ops; /* operations per iteration */
+	unsigned max_reps; /* 0: as many as --reps */
 };
 
 static const struct workload workloads[] = {
-	{ "spawn_many_local", spawn_many_local, NUM_SPAWN },
-	{ "spawn_many_remote_idle", spawn_many_remote_idle, NUM_SPAWN },
-	{ "yield_many", yield_many, (double)YIELD_TASKS * NUM_YIELD },
-	{ "ping_pong", ping_pong, NUM_PINGS },
-	{ "chained_spawn", chained_spawn, CHAIN_DEPTH },
+	{ "spawn_many_local", spawn_many_local, NUM_SPAWN, 0 },
+	{ "spawn_many_remote_idle", spawn_many_remote_idle, NUM_SPAWN, 0 },
+	{ "yield_many", yield_many, (double)YIELD_TASKS * NUM_YIELD, 0 },
+	{ "ping_pong", ping_pong, NUM_PINGS, 0 },
+	{ "chained_spawn", chained_spawn, CHAIN_DEPTH, 0 },
+	{ "timer_churn", timer_churn, CHURN_OPS, TIMER_REPS },
 };
 
 struct result {
 	double median_ms, min_ms, max_ms;
 	double ops_per_sec, ns_per_op;
+	unsigned reps;
 };
 
-static unsigned rt_flags; /* WEFT_RT_* from the command line */
+static unsigned reps_for(unsigned max_reps, unsigned reps)
+{
+	return max_reps && max_reps < reps ? max_reps : reps;
+}
 
 static void run_workload(const struct workload *w, unsigned workers,
 			 unsigned reps, struct result *r)
 {
-	weft_runtime_config cfg;
 	weft_runtime *rt;
-	double *ms = calloc(reps, sizeof(*ms));
+	double *ms;
 
+	reps = reps_for(w->max_reps, reps);
+	ms = calloc(reps, sizeof(*ms));
 	if (!ms) {
 		fprintf(stderr, "weft-bench: out of memory\n");
 		exit(1);
 	}
-	weft_runtime_config_init(&cfg);
-	cfg.workers = workers;
-	cfg.flags |= rt_flags;
-	check(weft_runtime_new(&cfg, &rt), "weft_runtime_new");
+	rt = new_runtime(workers);
 
 	w->iter(rt); /* warm-up */
 	for (unsigned i = 0; i < reps; i++) {
@@ -729,7 +1137,88 @@ static void run_workload(const struct workload *w, unsigned workers,
 	r->max_ms = ms[reps - 1];
 	r->ops_per_sec = w->ops / (r->median_ms / 1e3);
 	r->ns_per_op = r->median_ms * 1e6 / w->ops;
+	r->reps = reps;
 	free(ms);
+}
+
+struct timers_workload {
+	const char *name;
+	size_t tasks;
+};
+
+static const struct timers_workload timers_workloads[] = {
+	{ "timers_10k", 10000 },
+	{ "timers_100k", 100000 },
+};
+
+/* Median over @st[0..@n) of the double at @off in struct timer_stats. */
+static double timer_stats_median(const struct timer_stats *st, unsigned n,
+				 size_t off, double *tmp)
+{
+	for (unsigned i = 0; i < n; i++)
+		tmp[i] = *(const double *)((const char *)&st[i] + off);
+	return bench_median(tmp, n);
+}
+
+static void print_timer_row(const char *name, unsigned workers, size_t tasks,
+			    const char *rep, const struct timer_stats *st)
+{
+	printf("%-24s %7u %7zu %6s %9.1f %9.1f %9.1f %9.1f %6lu %12.1f\n",
+	       name, workers, tasks, rep, st->wall_ms, st->mean_us,
+	       st->p99_us, st->max_us, st->early, st->start_p99_us);
+}
+
+/*
+ * One runtime, one warm-up run and @reps timed ones, each printed; @med
+ * gets the median of each figure over the timed runs, and the total of
+ * early wakes.
+ */
+static void run_timers(const struct timers_workload *w, unsigned workers,
+		       unsigned reps, struct timer_stats *med)
+{
+	weft_runtime *rt;
+	struct timers_run run = {
+		.n = w->tasks,
+		.lateness = calloc(w->tasks, sizeof(*run.lateness)),
+		.start = calloc(w->tasks, sizeof(*run.start)),
+	};
+	struct timer_stats *st = calloc(reps + 1, sizeof(*st));
+	double *tmp = calloc(reps, sizeof(*tmp));
+	char rep[16];
+
+	if (!run.lateness || !run.start || !st || !tmp) {
+		fprintf(stderr, "weft-bench: out of memory\n");
+		exit(1);
+	}
+	rt = new_runtime(workers);
+
+	timers_run(rt, &run, &st[reps]); /* warm-up */
+	med->early = 0;
+	for (unsigned i = 0; i < reps; i++) {
+		timers_run(rt, &run, &st[i]);
+		med->early += st[i].early;
+		snprintf(rep, sizeof(rep), "%u", i + 1);
+		print_timer_row(w->name, workers, w->tasks, rep, &st[i]);
+		fflush(stdout);
+	}
+	weft_runtime_free(rt);
+
+	med->wall_ms = timer_stats_median(st, reps,
+			offsetof(struct timer_stats, wall_ms), tmp);
+	med->mean_us = timer_stats_median(st, reps,
+			offsetof(struct timer_stats, mean_us), tmp);
+	med->p99_us = timer_stats_median(st, reps,
+			offsetof(struct timer_stats, p99_us), tmp);
+	med->max_us = timer_stats_median(st, reps,
+			offsetof(struct timer_stats, max_us), tmp);
+	med->start_p99_us = timer_stats_median(st, reps,
+			offsetof(struct timer_stats, start_p99_us), tmp);
+	print_timer_row(w->name, workers, w->tasks, "median", med);
+	fflush(stdout);
+	free(tmp);
+	free(st);
+	free(run.start);
+	free(run.lateness);
 }
 
 static void usage(FILE *f)
@@ -741,15 +1230,18 @@ static void usage(FILE *f)
 		"Tokio's rt_multi_threaded workloads on a weft runtime:\n"
 		"  spawn_many_local spawn_many_remote_idle yield_many\n"
 		"  ping_pong chained_spawn\n"
-		"plus task_memory (RSS per parked task, run first).\n"
+		"plus task_memory (RSS per parked task, run first), the\n"
+		"timer workloads timer_churn timers_10k timers_100k, and\n"
+		"sleep_rss (RSS per pending sleep, in a child process).\n"
 		"\n"
 		"  --workers N      worker threads (default: online CPUs)\n"
 		"  --reps N         timed iterations per workload, after one\n"
-		"                   warm-up (default 10); the median is shown\n"
+		"                   warm-up (default 10; the timer workloads\n"
+		"                   at most %d); the median is shown\n"
 		"  --filter SUBSTR  run only workloads whose name contains it\n"
 		"  --fifo-owner     WEFT_RT_FIFO_OWNER: workers pop their own\n"
 		"                   queue oldest first (default: newest first)\n"
-		"  --help           this text\n");
+		"  --help           this text\n", TIMER_REPS);
 }
 
 static unsigned parse_uint(const char *opt, const char *s, unsigned lo,
@@ -778,15 +1270,21 @@ int main(int argc, char **argv)
 		{ "reps", required_argument, NULL, 'r' },
 		{ "filter", required_argument, NULL, 'f' },
 		{ "fifo-owner", no_argument, NULL, 'F' },
+		{ "sleep-rss-child", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct result res[ARRAY_SIZE(workloads)];
 	bool ran[ARRAY_SIZE(workloads)] = { false };
+	struct timer_stats tres[ARRAY_SIZE(timers_workloads)];
+	bool tran[ARRAY_SIZE(timers_workloads)] = { false };
+	struct sleep_rss_result rss = { 0 };
+	bool rss_ran = false, header = false, theader = false;
 	const char *filter = NULL;
 	double bytes_per_task = -1.0;
-	unsigned workers, reps = 10;
+	unsigned workers, reps = 10, treps;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	bool rss_child = false;
 	int c;
 
 	workers = cpus < 1 ? 1 : cpus > 256 ? 256 : (unsigned)cpus;
@@ -804,6 +1302,9 @@ int main(int argc, char **argv)
 		case 'F':
 			rt_flags |= WEFT_RT_FIFO_OWNER;
 			break;
+		case 'S':
+			rss_child = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -816,18 +1317,27 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
+	if (rss_child) {
+		sleep_rss(workers, &rss);
+		printf("sleep_rss_result %ld %ld %.1f\n", rss.peak_rss_kib,
+		       rss.delta_kib, rss.bytes_per_sleep);
+		return 0;
+	}
 
 	if (selected("task_memory", filter))
 		bytes_per_task = task_memory(workers);
 
-	printf("%-24s %7s %11s %14s %10s %10s %10s\n", "workload", "workers",
-	       "median ms", "ops/s", "ns/op", "min ms", "max ms");
 	for (size_t i = 0; i < ARRAY_SIZE(workloads); i++) {
 		const struct workload *w = &workloads[i];
 		struct result *r = &res[i];
 
 		if (!selected(w->name, filter))
 			continue;
+		if (!header)
+			printf("%-24s %7s %11s %14s %10s %10s %10s\n",
+			       "workload", "workers", "median ms", "ops/s",
+			       "ns/op", "min ms", "max ms");
+		header = true;
 		run_workload(w, workers, reps, r);
 		ran[i] = true;
 		printf("%-24s %7u %11.3f %14.1f %10.1f %10.3f %10.3f\n",
@@ -836,14 +1346,50 @@ int main(int argc, char **argv)
 		fflush(stdout);
 	}
 
+	treps = reps_for(TIMER_REPS, reps);
+	for (size_t i = 0; i < ARRAY_SIZE(timers_workloads); i++) {
+		if (!selected(timers_workloads[i].name, filter))
+			continue;
+		if (!theader)
+			printf("\n%-24s %7s %7s %6s %9s %9s %9s %9s %6s "
+			       "%12s\n", "timers (lateness)", "workers",
+			       "tasks", "rep", "wall ms", "mean us", "p99 us",
+			       "max us", "early", "start p99 us");
+		theader = true;
+		run_timers(&timers_workloads[i], workers, treps, &tres[i]);
+		tran[i] = true;
+	}
+
+	if (selected("sleep_rss", filter)) {
+		printf("\n");
+		sleep_rss_in_child(workers, &rss);
+		rss_ran = true;
+	}
+
 	printf("\n");
 	for (size_t i = 0; i < ARRAY_SIZE(workloads); i++) {
 		if (!ran[i])
 			continue;
 		printf("bench: %s workers=%u ops_per_sec=%.1f ns_per_op=%.2f "
 		       "reps=%u\n", workloads[i].name, workers,
-		       res[i].ops_per_sec, res[i].ns_per_op, reps);
+		       res[i].ops_per_sec, res[i].ns_per_op, res[i].reps);
 	}
+	for (size_t i = 0; i < ARRAY_SIZE(timers_workloads); i++) {
+		if (!tran[i])
+			continue;
+		printf("bench: %s workers=%u tasks=%zu wall_ms=%.3f "
+		       "mean_us=%.1f p99_us=%.1f max_us=%.1f early=%lu "
+		       "start_p99_us=%.1f reps=%u\n",
+		       timers_workloads[i].name, workers,
+		       timers_workloads[i].tasks, tres[i].wall_ms,
+		       tres[i].mean_us, tres[i].p99_us, tres[i].max_us,
+		       tres[i].early, tres[i].start_p99_us, treps);
+	}
+	if (rss_ran)
+		printf("bench: sleep_rss workers=%u sleeps=%d peak_rss_kib=%ld "
+		       "rss_delta_kib=%ld bytes_per_sleep=%.1f\n", workers,
+		       RSS_SLEEPS, rss.peak_rss_kib, rss.delta_kib,
+		       rss.bytes_per_sleep);
 	if (bytes_per_task >= 0)
 		printf("bench: bytes_per_task=%.1f\n", bytes_per_task);
 	printf("bench: peak_rss_kib=%ld\n", bench_peak_rss_kib());

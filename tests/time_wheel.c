@@ -40,9 +40,16 @@ static void check_advance(struct weft__wheel *w, struct model *m,
 			  uint64_t to)
 {
 	bool seen[N] = { false };
-	struct weft__wheel_node *n = weft__wheel_advance(w, to);
+	struct weft__wheel_node *n;
+	uint64_t last = 0;
 
-	for (; n; n = n->next) {
+	weft__wheel_advance(w, to);
+	if (w->expired)
+		cr_assert_eq(weft__wheel_next(w), w->elapsed,
+			     "expired nodes must make next() now");
+	while ((n = weft__wheel_pop_expired(w))) {
+		cr_assert_geq(n->when, last, "expired out of deadline order");
+		last = n->when;
 		size_t i = (size_t)(n - m->node);
 		cr_assert(i < N && m->live[i], "returned a node not filed");
 		cr_assert(!seen[i], "node %zu returned twice", i);
@@ -166,12 +173,37 @@ Test(wheel, one_level_zero_slot_holds_one_tick)
 	weft__wheel_insert(&w, &a, 1001);
 	weft__wheel_insert(&w, &b, 1002);
 	cr_assert_eq(weft__wheel_next(&w), 1001);
-	struct weft__wheel_node *n = weft__wheel_advance(&w, 1001);
-	cr_assert_eq(n, &a);
-	cr_assert_null(n->next);
+	weft__wheel_advance(&w, 1001);
+	cr_assert_eq(weft__wheel_pop_expired(&w), &a);
+	cr_assert_null(weft__wheel_pop_expired(&w));
 	cr_assert_eq(weft__wheel_next(&w), 1002);
 	weft__wheel_remove(&w, &b);
 	cr_assert_eq(weft__wheel_next(&w), UINT64_MAX);
-	cr_assert_null(weft__wheel_advance(&w, 5000));
+	weft__wheel_advance(&w, 5000);
+	cr_assert_null(weft__wheel_pop_expired(&w));
 	cr_assert_eq(w.elapsed, 5000);
+}
+
+Test(wheel, expired_nodes_stay_removable)
+{
+	struct weft__wheel w;
+	struct weft__wheel_node n[4];
+
+	weft__wheel_init(&w, 0);
+	for (int i = 0; i < 4; i++)
+		weft__wheel_insert(&w, &n[i], 10 + (uint64_t)i);
+	weft__wheel_advance(&w, 100);
+	cr_assert_eq(w.count, 4);
+	cr_assert_eq(weft__wheel_next(&w), 100, "expired: due now");
+	weft__wheel_remove(&w, &n[3]); /* the tail */
+	weft__wheel_remove(&w, &n[1]); /* the middle */
+	cr_assert_eq(weft__wheel_pop_expired(&w), &n[0]);
+	cr_assert_eq(weft__wheel_pop_expired(&w), &n[2]);
+	cr_assert_null(weft__wheel_pop_expired(&w));
+	cr_assert_eq(w.count, 0);
+	cr_assert_eq(weft__wheel_next(&w), UINT64_MAX);
+	/* The list is usable again after the tail was removed. */
+	weft__wheel_insert(&w, &n[0], 101);
+	weft__wheel_advance(&w, 101);
+	cr_assert_eq(weft__wheel_pop_expired(&w), &n[0]);
 }

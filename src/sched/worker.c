@@ -148,7 +148,11 @@ void weft__sched_release(struct weft_runtime *rt)
 		weft__idle_unpark_all(rt);
 }
 
-static struct weft__task *pop_injector(struct weft__worker *w)
+/*
+ * Take up to @limit tasks from the injector: the first to run now, the
+ * rest queued here.
+ */
+static struct weft__task *pop_injector(struct weft__worker *w, size_t limit)
 {
 	struct weft_runtime *rt = w->rt;
 	size_t len = weft__injector_len(&rt->injector);
@@ -156,11 +160,20 @@ static struct weft__task *pop_injector(struct weft__worker *w)
 
 	if (!len)
 		return NULL;
-	/* Take a fair share, at most half a deque (Tokio). */
+	/* A fair share, at most half a deque (Tokio), and never more than
+	 * the deque has room for: a batch that overflowed would send the
+	 * deque's oldest tasks (tasks woken here, by timers or I/O) to the
+	 * back of the injector, behind its whole backlog. Thieves only take,
+	 * so the room can only grow meanwhile. */
 	size_t max = len / rt->nworkers + 1;
-	size_t room = weft__deque_capacity(&w->dq) / 2;
+	size_t cap = weft__deque_capacity(&w->dq);
+	size_t room = cap - weft__deque_len(&w->dq) + 1; /* +1: runs now */
+	if (room > cap / 2)
+		room = cap / 2;
 	if (max > room)
 		max = room;
+	if (max > limit)
+		max = limit;
 	struct weft__qnode *q = weft__injector_pop_batch(&rt->injector, max, &n);
 	if (!q)
 		return NULL;
@@ -181,8 +194,11 @@ static struct weft__task *next_task(struct weft__worker *w)
 {
 	struct weft__task *t;
 
+	/* Every 61st tick one task from the injector, so that local work
+	 * cannot starve it; a batch only when local work has run out
+	 * (Tokio's next_task). */
 	if (++w->tick % EVENT_INTERVAL == 0) {
-		t = pop_injector(w);
+		t = pop_injector(w, 1);
 		if (t)
 			return t;
 	}
@@ -202,7 +218,7 @@ static struct weft__task *next_task(struct weft__worker *w)
 	}
 	if (t)
 		return t;
-	return pop_injector(w);
+	return pop_injector(w, SIZE_MAX);
 }
 
 static void run_task(struct weft__worker *w, struct weft__task *t)
@@ -239,7 +255,13 @@ static void run_task(struct weft__worker *w, struct weft__task *t)
  * handled a completion. */
 static bool drive(struct weft__worker *w)
 {
-	bool woke = weft__timers_process(&w->timers);
+	/* Wake no more tasks than the deque (and an empty LIFO slot) has
+	 * room for: an overflow would push the oldest, often tasks woken
+	 * just now, to the back of the injector, behind its whole backlog.
+	 * The rest fire at the next turn, in deadline order. */
+	size_t cap = weft__deque_capacity(&w->dq), len = weft__deque_len(&w->dq);
+	size_t room = (len < cap ? cap - len : 0) + (w->lifo ? 0 : 1);
+	bool woke = weft__timers_process(&w->timers, (unsigned)room) > 0;
 
 	return weft__driver_turn(&w->driver) || woke;
 }
@@ -274,7 +296,7 @@ static struct weft__task *steal(struct weft__worker *w)
 			return t;
 		}
 	}
-	return pop_injector(w);
+	return pop_injector(w, SIZE_MAX);
 }
 
 /*

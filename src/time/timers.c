@@ -66,36 +66,33 @@ static void drain_inbox(struct weft__timers *t)
 
 void weft__timers_exit(struct weft__timers *t)
 {
+	struct weft__wheel_node *n;
+
 	drain_inbox(t);
-	struct weft__wheel_node *n = weft__wheel_advance(&t->wheel,
-							 WEFT__WHEEL_MAX_TICK);
-	while (n) {
-		struct weft__wheel_node *next = n->next;
+	weft__wheel_advance(&t->wheel, WEFT__WHEEL_MAX_TICK);
+	while ((n = weft__wheel_pop_expired(&t->wheel))) {
 		struct weft__timer *tm = from_node(n);
 
 		weft_waker_drop(&tm->waker);
 		free(tm);
-		n = next;
 	}
 }
 
-bool weft__timers_process(struct weft__timers *t)
+unsigned weft__timers_process(struct weft__timers *t, unsigned budget)
 {
-	bool woke = false;
+	struct weft__wheel_node *n;
+	unsigned woke = 0;
 
 	if (weft__timers_has_inbox(t))
 		drain_inbox(t);
 	if (t->next_ns == UINT64_MAX)
-		return false;
+		return 0;
 	uint64_t now = weft_now_ns();
 	if (now < t->next_ns)
-		return false;
+		return 0;
 
-	struct weft__wheel_node *n = weft__wheel_advance(
-		&t->wheel, weft__wheel_tick_floor(now));
-	t->next_ns = tick_to_ns(weft__wheel_next(&t->wheel));
-	while (n) {
-		struct weft__wheel_node *next = n->next;
+	weft__wheel_advance(&t->wheel, weft__wheel_tick_floor(now));
+	while (woke < budget && (n = weft__wheel_pop_expired(&t->wheel))) {
 		struct weft__timer *tm = from_node(n);
 		weft_waker w;
 
@@ -108,10 +105,11 @@ bool weft__timers_process(struct weft__timers *t)
 		weft__spin_unlock(&tm->lock);
 		if (w.vtable) {
 			weft_waker_wake(&w);
-			woke = true;
+			woke++;
 		}
-		n = next;
 	}
+	/* "Now" while expired timers wait for room. */
+	t->next_ns = tick_to_ns(weft__wheel_next(&t->wheel));
 	return woke;
 }
 

@@ -4,8 +4,9 @@
  * touches, plus an inbox through which other threads hand back timers
  * they are done with. The scheduler drives it, like the io driver:
  *
- *   process       fire what is due (wake the tasks), free what the inbox
- *                 returned; cheap when nothing is due (one clock read);
+ *   process       fire what is due (wake the tasks, as many as the run
+ *                 queue has room for), free what the inbox returned;
+ *                 cheap when nothing is due (one clock read);
  *   park_timeout  ns until the next tick the wheel needs processing: the
  *                 timeout of the worker's park (one kernel timeout per
  *                 worker, never one per timer).
@@ -68,9 +69,13 @@ void weft__timers_exit(struct weft__timers *t);
 /* The calling thread's timers, or NULL off a worker. */
 struct weft__timers *weft__timers_current(void);
 
-/* Owner: fire what is due, free what was released. True if a task was
- * woken. */
-bool weft__timers_process(struct weft__timers *t);
+/*
+ * Owner: free what was released, and fire what is due, waking at most
+ * @budget tasks (the room in the caller's run queue); timers beyond it
+ * stay due, in deadline order, and make park_timeout 0. Returns the number
+ * of tasks woken.
+ */
+unsigned weft__timers_process(struct weft__timers *t, unsigned budget);
 
 /* Owner: ns from now until process has work (0: now), UINT64_MAX: none. */
 uint64_t weft__timers_park_timeout(struct weft__timers *t);

@@ -12,6 +12,7 @@ void weft__wheel_init(struct weft__wheel *w, uint64_t now_tick)
 {
 	memset(w, 0, sizeof(*w));
 	w->elapsed = now_tick;
+	w->expired_tail = &w->expired;
 }
 
 /* The level of a node due at @when: the highest 6-bit digit in which it
@@ -23,16 +24,28 @@ static unsigned level_for(uint64_t elapsed, uint64_t when)
 	return (unsigned)(63 - __builtin_clzll(masked)) / SLOT_BITS;
 }
 
-static void file(struct weft__wheel *w, struct weft__wheel_node *n,
-		 unsigned level, unsigned slot)
+static void push(struct weft__wheel_node **head, struct weft__wheel_node *n)
 {
-	struct weft__wheel_node **head = &w->slots[level][slot];
-
 	n->next = *head;
 	if (n->next)
 		n->next->pprev = &n->next;
 	n->pprev = head;
 	*head = n;
+}
+
+static void unlink_node(struct weft__wheel_node *n)
+{
+	*n->pprev = n->next;
+	if (n->next)
+		n->next->pprev = n->pprev;
+	n->pprev = NULL;
+	n->next = NULL;
+}
+
+static void file(struct weft__wheel *w, struct weft__wheel_node *n,
+		 unsigned level, unsigned slot)
+{
+	push(&w->slots[level][slot], n);
 	n->slot = level * WEFT__WHEEL_SLOTS + slot;
 	w->occupied[level] |= UINT64_C(1) << slot;
 }
@@ -52,19 +65,40 @@ uint64_t weft__wheel_insert(struct weft__wheel *w, struct weft__wheel_node *n,
 	return when & ~((UINT64_C(1) << shift) - 1);
 }
 
+/* Append @n to the expired list: popped in the order they came due. */
+static void expire(struct weft__wheel *w, struct weft__wheel_node *n)
+{
+	n->next = NULL;
+	n->pprev = w->expired_tail;
+	*w->expired_tail = n;
+	w->expired_tail = &n->next;
+	n->slot = WEFT__WHEEL_EXPIRED;
+}
+
 void weft__wheel_remove(struct weft__wheel *w, struct weft__wheel_node *n)
 {
 	unsigned level = n->slot / WEFT__WHEEL_SLOTS;
 	unsigned slot = n->slot % WEFT__WHEEL_SLOTS;
 
-	*n->pprev = n->next;
-	if (n->next)
-		n->next->pprev = n->pprev;
+	w->count--;
+	if (n->slot == WEFT__WHEEL_EXPIRED) {
+		if (!n->next) /* the tail */
+			w->expired_tail = n->pprev;
+		unlink_node(n);
+		return;
+	}
+	unlink_node(n);
 	if (!w->slots[level][slot])
 		w->occupied[level] &= ~(UINT64_C(1) << slot);
-	n->pprev = NULL;
-	n->next = NULL;
-	w->count--;
+}
+
+struct weft__wheel_node *weft__wheel_pop_expired(struct weft__wheel *w)
+{
+	struct weft__wheel_node *n = w->expired;
+
+	if (n)
+		weft__wheel_remove(w, n);
+	return n;
 }
 
 /*
@@ -94,6 +128,8 @@ static bool level_next(const struct weft__wheel *w, unsigned level,
 
 uint64_t weft__wheel_next(const struct weft__wheel *w)
 {
+	if (w->expired)
+		return w->elapsed;
 	for (unsigned level = 0; level < WEFT__WHEEL_LEVELS; level++) {
 		unsigned slot;
 		uint64_t start;
@@ -105,11 +141,8 @@ uint64_t weft__wheel_next(const struct weft__wheel *w)
 	return UINT64_MAX;
 }
 
-struct weft__wheel_node *weft__wheel_advance(struct weft__wheel *w,
-					     uint64_t now_tick)
+void weft__wheel_advance(struct weft__wheel *w, uint64_t now_tick)
 {
-	struct weft__wheel_node *due = NULL;
-
 	for (;;) {
 		unsigned level, slot = 0;
 		uint64_t start = 0;
@@ -129,10 +162,7 @@ struct weft__wheel_node *weft__wheel_advance(struct weft__wheel *w,
 			struct weft__wheel_node *next = n->next;
 
 			if (n->when <= w->elapsed) {
-				n->pprev = NULL;
-				n->next = due;
-				due = n;
-				w->count--;
+				expire(w, n);
 			} else { /* cascade: re-file against the new elapsed */
 				unsigned l = level_for(w->elapsed, n->when);
 				unsigned s = (unsigned)(n->when >> (l * SLOT_BITS)) &
@@ -144,5 +174,4 @@ struct weft__wheel_node *weft__wheel_advance(struct weft__wheel *w,
 	}
 	if (now_tick > w->elapsed)
 		w->elapsed = now_tick;
-	return due;
 }

@@ -20,6 +20,13 @@
  * occupancy mask per level and a count-trailing-zeros. Each node moves at
  * most once per level on its way down.
  *
+ * Due nodes are not handed out all at once: advance moves them to the
+ * wheel's expired list, from which the owner pops as many as it can take
+ * (a worker wakes only as many tasks as its run queue has room for; the
+ * rest wait for its next turn instead of overflowing to the back of the
+ * global queue). A node on the expired list is still in the wheel: remove
+ * works on it, and next() says "now" while the list is not empty.
+ *
  * Owner-only: no locking. Nodes are intrusive (struct weft__wheel_node).
  */
 #ifndef WEFT_TIME_WHEEL_H
@@ -42,9 +49,14 @@ struct weft__wheel_node {
 	uint64_t slot : 16;              /* level * 64 + slot while filed */
 };
 
+/* weft__wheel_node.slot of a node on the expired list */
+#define WEFT__WHEEL_EXPIRED 0xffffu
+
 struct weft__wheel {
 	uint64_t elapsed;
-	size_t count;
+	size_t count;                     /* filed and expired nodes */
+	struct weft__wheel_node *expired; /* due, not yet popped: oldest */
+	struct weft__wheel_node **expired_tail; /* first, popped first */
 	uint64_t occupied[WEFT__WHEEL_LEVELS];
 	struct weft__wheel_node *slots[WEFT__WHEEL_LEVELS][WEFT__WHEEL_SLOTS];
 };
@@ -75,18 +87,21 @@ void weft__wheel_init(struct weft__wheel *w, uint64_t now_tick);
 uint64_t weft__wheel_insert(struct weft__wheel *w, struct weft__wheel_node *n,
 			    uint64_t when);
 
-/* Unfile @n, which is in the wheel. */
+/* Unfile @n, which is in the wheel (filed or expired). */
 void weft__wheel_remove(struct weft__wheel *w, struct weft__wheel_node *n);
 
-/* The tick at which the wheel next needs processing; UINT64_MAX if empty. */
+/* The tick at which the wheel next needs processing: elapsed while nodes
+ * are expired, UINT64_MAX if the wheel is empty. */
 uint64_t weft__wheel_next(const struct weft__wheel *w);
 
 /*
- * Process every tick up to @now_tick: cascade, and return the nodes that
- * are due (when <= @now_tick), unfiled (pprev NULL), chained through next,
- * in no particular order. elapsed becomes max(elapsed, now_tick).
+ * Process every tick up to @now_tick: cascade, and move the nodes that are
+ * due (when <= @now_tick) to the expired list. elapsed becomes
+ * max(elapsed, now_tick).
  */
-struct weft__wheel_node *weft__wheel_advance(struct weft__wheel *w,
-					     uint64_t now_tick);
+void weft__wheel_advance(struct weft__wheel *w, uint64_t now_tick);
+
+/* Take one expired node out of the wheel (pprev NULL), or NULL. */
+struct weft__wheel_node *weft__wheel_pop_expired(struct weft__wheel *w);
 
 #endif /* WEFT_TIME_WHEEL_H */

@@ -34,10 +34,41 @@
 // tokio::sync::Notify and reports the growth of the resident set per task,
 // so that peak RSS means the same thing for both programs.
 //
-// Output: a table for people, then lines for scripts:
+// The timer workloads (weft's issue 6, the timer wheel), as in weft-bench:
+//
+//   timer_churn             one task arms and cancels 1,000,000 timeouts:
+//                           time::timeout(10 s, pending()) polled once (the
+//                           first poll registers the timer entry with the
+//                           driver) and dropped (which deregisters it);
+//                           ns per arm + cancel. The loop runs unconstrained:
+//                           Sleep::poll spends coop budget, and once the
+//                           budget is gone it returns Pending without
+//                           registering anything.
+//   timers_10k, timers_100k N tasks, spawned by one task, each sleep
+//                           1..100 ms from their first poll (the same
+//                           splitmix64 durations as weft-bench), and record
+//                           how late they woke: wall time, mean, p99 and
+//                           max lateness, and the p99 of the wait from
+//                           spawn to first poll (the spawn backlog).
+//                           Tokio's timer wheel has 1 ms slots and rounds
+//                           deadlines up to the next one.
+//   sleep_rss               1,000,000 tasks pending in 10 s sleeps: RSS
+//                           growth per pending sleep and peak RSS, in a
+//                           child process (tokio-bench run again with
+//                           --sleep-rss-child) for a fresh heap and its
+//                           own ru_maxrss.
+//
+// The timer workloads run at most TIMER_REPS timed reps.
+//
+// Output: tables for people, then lines for scripts:
 //   bench: <workload> workers=<n> ops_per_sec=<f> ns_per_op=<f> reps=<n> runtime=tokio
+//   bench: <timers_*> workers=<n> tasks=<n> wall_ms=<f> mean_us=<f> p99_us=<f>
+//          max_us=<f> early=<n> start_p99_us=<f> reps=<n>
+//          runtime=tokio                                                (one line)
+//   bench: sleep_rss workers=<n> sleeps=<n> peak_rss_kib=<n> rss_delta_kib=<n>
+//          bytes_per_sleep=<f> runtime=tokio                            (one line)
 //   bench: bytes_per_task=<f> runtime=tokio
-//   bench: peak_rss_kib=<n> runtime=tokio
+//   bench: peak_rss_kib=<n> runtime=tokio            (all but sleep_rss)
 //
 // Written for Tokio 1.24 and Rust 1.63 (Debian 12): no newer language or
 // library features.
@@ -45,10 +76,10 @@
 use std::future::Future;
 use std::io::Write;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::runtime::{Builder, Runtime};
 use tokio::sync::{oneshot, Notify};
@@ -60,6 +91,10 @@ const NUM_YIELD: usize = 1_000;
 const NUM_PINGS: usize = 1_000; // ping_pong
 const CHAIN_DEPTH: usize = 1_000; // chained_spawn
 const MEM_TASKS: usize = 100_000; // task_memory
+const CHURN_OPS: usize = 1_000_000; // timer_churn
+const RSS_SLEEPS: usize = 1_000_000; // sleep_rss
+const LONG_SLEEP: Duration = Duration::from_secs(10); // timer_churn, sleep_rss
+const TIMER_REPS: usize = 5; // the most reps of a timer workload
 
 // ------------------------------------------------------------------ latch
 
@@ -303,6 +338,290 @@ fn task_memory(workers: usize) -> Option<f64> {
     }
 }
 
+// ----------------------------------------------------------- timer_churn
+
+/// Polls the future it borrows once: Ready(true) if that poll was Pending.
+struct PollOnce<'a, F> {
+    inner: Pin<&'a mut F>,
+}
+
+impl<'a, F: Future> Future for PollOnce<'a, F> {
+    type Output = bool;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
+        Poll::Ready(self.inner.as_mut().poll(cx).is_pending())
+    }
+}
+
+/// Arms and cancels CHURN_OPS timers from one task: a 10 s timeout on a
+/// future that never finishes, polled once (Pending: the first poll
+/// registers the timer entry), then dropped (which deregisters it).
+fn timer_churn(rt: &Runtime) {
+    block_on_task(
+        rt,
+        tokio::task::unconstrained(async {
+            for _ in 0..CHURN_OPS {
+                let t = tokio::time::timeout(LONG_SLEEP, std::future::pending::<()>());
+                tokio::pin!(t);
+                if !(PollOnce { inner: t.as_mut() }).await {
+                    fail("timer_churn: a 10 s timeout was ready");
+                }
+            }
+        }),
+    );
+}
+
+// ---------------------------------------------------------------- timers
+
+const TIMER_SEED: u64 = 0x7469_6d65_7273; // "timers"
+const TIMER_MIN_NS: u64 = 1_000_000; // 1 ms
+const TIMER_MAX_NS: u64 = 100_000_000; // 100 ms
+
+/// The sleep of task @i of a timers run, as weft-bench's
+/// timer_duration_ns(): the i-th number of a splitmix64 stream that starts
+/// at TIMER_SEED, uniform in TIMER_MIN_NS..=TIMER_MAX_NS.
+fn timer_duration_ns(i: u64) -> u64 {
+    let mut z = TIMER_SEED.wrapping_add(i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    TIMER_MIN_NS + z % (TIMER_MAX_NS - TIMER_MIN_NS + 1)
+}
+
+/// What the sleepers of a timers workload share, leaked once per workload:
+/// a slot of each array per sleeper, written by that sleeper only and
+/// published to main by the latch's release sequence.
+struct TimersRun {
+    done: &'static Latch,
+    lateness: Box<[AtomicI64]>, // wake time - deadline, ns
+    start: Box<[AtomicI64]>,    // first poll - spawn, ns
+}
+
+/// @now - @deadline in ns, negative if @now is earlier.
+fn lateness_ns(now: Instant, deadline: Instant) -> i64 {
+    match now.checked_duration_since(deadline) {
+        Some(d) => d.as_nanos() as i64,
+        None => -((deadline - now).as_nanos() as i64),
+    }
+}
+
+/// What one timers run measured; lateness in us.
+struct TimerStats {
+    wall_ms: f64,
+    mean_us: f64,
+    p99_us: f64,
+    max_us: f64,
+    start_p99_us: f64, // p99 of spawn -> first poll
+    early: usize,
+}
+
+/// Sorts @v and returns its p99 in us: the smallest value that at least
+/// 99% of the samples do not exceed (nearest rank), as in weft-bench.
+fn p99_us(v: &mut [i64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_unstable();
+    v[(v.len() * 99 + 99) / 100 - 1] as f64 / 1e3
+}
+
+/// One run: a task spawns the sleepers from its worker and awaits them;
+/// each sleeps its duration from its first poll (`sleep(d)` takes the
+/// deadline then), and records how long it waited to be polled at all.
+fn timers_run(
+    rt: &Runtime,
+    run: &'static TimersRun,
+    all: &mut Vec<i64>,
+    starts: &mut Vec<i64>,
+) -> TimerStats {
+    let n = run.lateness.len();
+    let rx = run.done.arm(n);
+    let t0 = Instant::now();
+    block_on_task(rt, async move {
+        for i in 0..n {
+            let spawned = Instant::now();
+            tokio::spawn(async move {
+                let now = Instant::now();
+                run.start[i].store(lateness_ns(now, spawned), Ordering::Relaxed);
+                let deadline = now + Duration::from_nanos(timer_duration_ns(i as u64));
+                tokio::time::sleep_until(deadline.into()).await;
+                run.lateness[i].store(lateness_ns(Instant::now(), deadline), Ordering::Relaxed);
+                run.done.count_down();
+            });
+        }
+        latch_wait(rx).await;
+    });
+    let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
+
+    all.clear();
+    starts.clear();
+    for (l, s) in run.lateness.iter().zip(run.start.iter()) {
+        all.push(l.load(Ordering::Relaxed));
+        starts.push(s.load(Ordering::Relaxed));
+    }
+    let sum: f64 = all.iter().map(|&l| l as f64).sum();
+    TimerStats {
+        wall_ms,
+        mean_us: sum / n as f64 / 1e3,
+        p99_us: p99_us(all),
+        max_us: all[n - 1] as f64 / 1e3,
+        start_p99_us: p99_us(starts),
+        early: all.iter().filter(|&&l| l < 0).count(),
+    }
+}
+
+fn print_timer_row(name: &str, workers: usize, tasks: usize, rep: &str, st: &TimerStats) {
+    println!(
+        "{:<24} {:>7} {:>7} {:>6} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>6} {:>12.1}",
+        name,
+        workers,
+        tasks,
+        rep,
+        st.wall_ms,
+        st.mean_us,
+        st.p99_us,
+        st.max_us,
+        st.early,
+        st.start_p99_us
+    );
+    let _ = std::io::stdout().flush();
+}
+
+/// One runtime, one warm-up run and @reps timed ones, each printed; returns
+/// the median of each figure over the timed runs, and the total of early
+/// wakes.
+fn run_timers(name: &str, tasks: usize, workers: usize, reps: usize) -> TimerStats {
+    let rt = new_runtime(workers);
+    let run: &'static TimersRun = Box::leak(Box::new(TimersRun {
+        done: Latch::leak(),
+        lateness: (0..tasks).map(|_| AtomicI64::new(0)).collect(),
+        start: (0..tasks).map(|_| AtomicI64::new(0)).collect(),
+    }));
+    let mut all = Vec::with_capacity(tasks);
+    let mut starts = Vec::with_capacity(tasks);
+
+    timers_run(&rt, run, &mut all, &mut starts); // warm-up
+    let mut st = Vec::with_capacity(reps);
+    for i in 0..reps {
+        let s = timers_run(&rt, run, &mut all, &mut starts);
+        print_timer_row(name, workers, tasks, &(i + 1).to_string(), &s);
+        st.push(s);
+    }
+    drop(rt);
+
+    let med = |f: fn(&TimerStats) -> f64| median(&mut st.iter().map(f).collect::<Vec<f64>>());
+    let m = TimerStats {
+        wall_ms: med(|s| s.wall_ms),
+        mean_us: med(|s| s.mean_us),
+        p99_us: med(|s| s.p99_us),
+        max_us: med(|s| s.max_us),
+        start_p99_us: med(|s| s.start_p99_us),
+        early: st.iter().map(|s| s.early).sum(),
+    };
+    print_timer_row(name, workers, tasks, "median", &m);
+    m
+}
+
+const TIMERS_WORKLOADS: [(&str, usize); 2] = [("timers_10k", 10_000), ("timers_100k", 100_000)];
+
+// ------------------------------------------------------------- sleep_rss
+
+/// Sleep 10 s; count @parked down once pending (the timer is registered).
+async fn parked_sleep(parked: &'static Latch) {
+    let s = tokio::time::sleep(LONG_SLEEP);
+    tokio::pin!(s);
+    CountWhenParked {
+        inner: s.as_mut(),
+        latch: parked,
+        counted: false,
+    }
+    .await;
+    fail("sleep_rss: a 10 s sleep ended before all were pending");
+}
+
+struct SleepRss {
+    peak_rss_kib: i64,
+    delta_kib: i64,
+    bytes_per_sleep: f64,
+}
+
+/// Memory of pending sleeps: spawn RSS_SLEEPS sleepers from main, wait
+/// until every one is pending, read the RSS, and drop the runtime, which
+/// drops them all. Run it in a fresh process (sleep_rss_in_child).
+fn sleep_rss(workers: usize) -> SleepRss {
+    let rt = new_runtime(workers);
+    block_on_task(&rt, async {});
+    let parked = Latch::leak();
+    let rx = parked.arm(RSS_SLEEPS);
+    let state_size = std::mem::size_of_val(&parked_sleep(parked));
+
+    let before = rss_bytes();
+    let t0 = Instant::now();
+    for _ in 0..RSS_SLEEPS {
+        rt.spawn(parked_sleep(parked));
+    }
+    block_on_task(&rt, latch_wait(rx));
+    let t1 = Instant::now();
+    let after = rss_bytes();
+    let peak_rss_kib = peak_rss_kib();
+    drop(rt);
+    let t2 = Instant::now();
+
+    let (before, after) = match (before, after) {
+        (Some(b), Some(a)) => (b as f64, a as f64),
+        _ => fail("cannot read /proc/self/statm"),
+    };
+    let r = SleepRss {
+        peak_rss_kib,
+        delta_kib: ((after - before) / 1024.0) as i64,
+        bytes_per_sleep: (after - before) / RSS_SLEEPS as f64,
+    };
+    println!(
+        "sleep_rss: {} pending 10 s sleeps ({} bytes of future state each): \
+         RSS +{} KiB, {:.1} bytes/sleep, peak RSS {} KiB; \
+         spawned and pending in {:.0} ms, dropped in {:.0} ms",
+        RSS_SLEEPS,
+        state_size,
+        r.delta_kib,
+        r.bytes_per_sleep,
+        r.peak_rss_kib,
+        (t1 - t0).as_secs_f64() * 1e3,
+        (t2 - t1).as_secs_f64() * 1e3
+    );
+    r
+}
+
+/// Run sleep_rss in a child, tokio-bench again with --sleep-rss-child, and
+/// pass on what it prints, as weft-bench does: a fresh heap, so the
+/// sleepers do not reuse memory that earlier workloads freed (which would
+/// hide their growth), and a ru_maxrss of its own. The child ends its
+/// output with "sleep_rss_result <peak_rss_kib> <delta_kib> <bytes>".
+fn sleep_rss_in_child(workers: usize) -> SleepRss {
+    let exe = std::env::current_exe().unwrap_or_else(|e| fail(&format!("current_exe: {}", e)));
+    let out = std::process::Command::new(exe)
+        .args(&["--sleep-rss-child", "--workers", &workers.to_string()])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| fail(&format!("sleep_rss child: {}", e)));
+    let mut r = None;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() == 4 && f[0] == "sleep_rss_result" {
+            r = Some(SleepRss {
+                peak_rss_kib: f[1].parse().unwrap_or(-1),
+                delta_kib: f[2].parse().unwrap_or(-1),
+                bytes_per_sleep: f[3].parse().unwrap_or(-1.0),
+            });
+        } else {
+            println!("{}", line);
+        }
+    }
+    match r {
+        Some(r) if out.status.success() => r,
+        _ => fail("the sleep_rss child failed"),
+    }
+}
+
 // --------------------------------------------------------------- harness
 
 fn new_runtime(workers: usize) -> Runtime {
@@ -319,6 +638,7 @@ struct Result {
     max_ms: f64,
     ops_per_sec: f64,
     ns_per_op: f64,
+    reps: usize,
 }
 
 /// Median of @v (sorted in place); an even count gives the mean of the
@@ -335,8 +655,10 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-/// One runtime, one warm-up iteration, @reps timed ones.
-fn run_workload(name: &str, workers: usize, reps: usize) -> Result {
+/// One runtime, one warm-up iteration, @reps timed ones (at most
+/// @max_reps unless that is 0).
+fn run_workload(name: &str, max_reps: usize, workers: usize, reps: usize) -> Result {
+    let reps = reps_for(max_reps, reps);
     let rt = new_runtime(workers);
     let ops: f64;
     let mut iter: Box<dyn FnMut(&Runtime)> = match name {
@@ -365,6 +687,10 @@ fn run_workload(name: &str, workers: usize, reps: usize) -> Result {
             let done = Latch::leak();
             Box::new(move |rt| chained_spawn(rt, done))
         }
+        "timer_churn" => {
+            ops = CHURN_OPS as f64;
+            Box::new(timer_churn)
+        }
         _ => unreachable!(),
     };
 
@@ -385,15 +711,26 @@ fn run_workload(name: &str, workers: usize, reps: usize) -> Result {
         max_ms: ms[reps - 1],
         ops_per_sec: ops / (median_ms / 1e3),
         ns_per_op: median_ms * 1e6 / ops,
+        reps,
     }
 }
 
-const WORKLOADS: [&str; 5] = [
-    "spawn_many_local",
-    "spawn_many_remote_idle",
-    "yield_many",
-    "ping_pong",
-    "chained_spawn",
+fn reps_for(max_reps: usize, reps: usize) -> usize {
+    if max_reps > 0 && max_reps < reps {
+        max_reps
+    } else {
+        reps
+    }
+}
+
+/// Name and most reps (0: as many as --reps).
+const WORKLOADS: [(&str, usize); 6] = [
+    ("spawn_many_local", 0),
+    ("spawn_many_remote_idle", 0),
+    ("yield_many", 0),
+    ("ping_pong", 0),
+    ("chained_spawn", 0),
+    ("timer_churn", TIMER_REPS),
 ];
 
 fn usage() -> &'static str {
@@ -402,11 +739,14 @@ fn usage() -> &'static str {
      weft-bench's workloads (Tokio's rt_multi_threaded) on a Tokio runtime:\n\
      \x20 spawn_many_local spawn_many_remote_idle yield_many\n\
      \x20 ping_pong chained_spawn\n\
-     plus task_memory (RSS per parked task, run first).\n\
+     plus task_memory (RSS per parked task, run first), the\n\
+     timer workloads timer_churn timers_10k timers_100k, and\n\
+     sleep_rss (RSS per pending sleep, in a child process).\n\
      \n\
      \x20 --workers N      worker threads (default: available parallelism)\n\
      \x20 --reps N         timed iterations per workload, after one\n\
-     \x20                  warm-up (default 10); the median is shown\n\
+     \x20                  warm-up (default 10; the timer workloads\n\
+     \x20                  at most 5); the median is shown\n\
      \x20 --filter SUBSTR  run only workloads whose name contains it\n\
      \x20 --help           this text\n"
 }
@@ -439,6 +779,7 @@ fn main() {
         .min(256);
     let mut reps = 10;
     let mut filter: Option<String> = None;
+    let mut rss_child = false;
 
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -459,6 +800,7 @@ fn main() {
             "--workers" | "-w" => workers = parse_uint("--workers", &value("--workers"), 1, 256),
             "--reps" | "-r" => reps = parse_uint("--reps", &value("--reps"), 1, 1_000_000),
             "--filter" | "-f" => filter = Some(value("--filter")),
+            "--sleep-rss-child" => rss_child = true,
             "--help" | "-h" => {
                 print!("{}", usage());
                 return;
@@ -469,6 +811,11 @@ fn main() {
             }
         }
     }
+    if rss_child {
+        let r = sleep_rss(workers);
+        println!("sleep_rss_result {} {} {:.1}", r.peak_rss_kib, r.delta_kib, r.bytes_per_sleep);
+        return;
+    }
     let selected = |name: &str| filter.as_ref().map_or(true, |f| name.contains(f.as_str()));
 
     let bytes_per_task = if selected("task_memory") {
@@ -477,16 +824,18 @@ fn main() {
         None
     };
 
-    println!(
-        "{:<24} {:>7} {:>11} {:>14} {:>10} {:>10} {:>10}",
-        "workload", "workers", "median ms", "ops/s", "ns/op", "min ms", "max ms"
-    );
     let mut results = Vec::new();
-    for name in WORKLOADS.iter() {
+    for &(name, max_reps) in WORKLOADS.iter() {
         if !selected(name) {
             continue;
         }
-        let r = run_workload(name, workers, reps);
+        if results.is_empty() {
+            println!(
+                "{:<24} {:>7} {:>11} {:>14} {:>10} {:>10} {:>10}",
+                "workload", "workers", "median ms", "ops/s", "ns/op", "min ms", "max ms"
+            );
+        }
+        let r = run_workload(name, max_reps, workers, reps);
         println!(
             "{:<24} {:>7} {:>11.3} {:>14.1} {:>10.1} {:>10.3} {:>10.3}",
             name, workers, r.median_ms, r.ops_per_sec, r.ns_per_op, r.min_ms, r.max_ms
@@ -494,11 +843,65 @@ fn main() {
         results.push((name, r));
     }
 
+    let treps = reps_for(TIMER_REPS, reps);
+    let mut tresults = Vec::new();
+    for &(name, tasks) in TIMERS_WORKLOADS.iter() {
+        if !selected(name) {
+            continue;
+        }
+        if tresults.is_empty() {
+            println!(
+                "\n{:<24} {:>7} {:>7} {:>6} {:>9} {:>9} {:>9} {:>9} {:>6} {:>12}",
+                "timers (lateness)",
+                "workers",
+                "tasks",
+                "rep",
+                "wall ms",
+                "mean us",
+                "p99 us",
+                "max us",
+                "early",
+                "start p99 us"
+            );
+        }
+        tresults.push((name, tasks, run_timers(name, tasks, workers, treps)));
+    }
+
+    let rss = if selected("sleep_rss") {
+        println!();
+        Some(sleep_rss_in_child(workers))
+    } else {
+        None
+    };
+
     println!();
     for (name, r) in results.iter() {
         println!(
             "bench: {} workers={} ops_per_sec={:.1} ns_per_op={:.2} reps={} runtime=tokio",
-            name, workers, r.ops_per_sec, r.ns_per_op, reps
+            name, workers, r.ops_per_sec, r.ns_per_op, r.reps
+        );
+    }
+    for (name, tasks, t) in tresults.iter() {
+        println!(
+            "bench: {} workers={} tasks={} wall_ms={:.3} mean_us={:.1} p99_us={:.1} \
+             max_us={:.1} early={} start_p99_us={:.1} reps={} runtime=tokio",
+            name,
+            workers,
+            tasks,
+            t.wall_ms,
+            t.mean_us,
+            t.p99_us,
+            t.max_us,
+            t.early,
+            t.start_p99_us,
+            treps
+        );
+    }
+    if let Some(r) = rss {
+        println!(
+            "bench: sleep_rss workers={} sleeps={} peak_rss_kib={} rss_delta_kib={} \
+             bytes_per_sleep={:.1} runtime=tokio",
+            workers, RSS_SLEEPS, r.peak_rss_kib, r.delta_kib, r.bytes_per_sleep
         );
     }
     if let Some(b) = bytes_per_task {
