@@ -26,32 +26,6 @@
 
 #define MS WT_MS
 
-static void sock_pair(int sv[2])
-{
-	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0,
-		     "socketpair: %s", strerror(errno));
-}
-
-/* A runtime for @cfg and a socket pair: what most tests here start with;
- * closing checks the shutdown was prompt (nothing waited for a long op). */
-struct rt_pair {
-	weft_runtime *rt;
-	int sv[2];
-};
-
-static struct rt_pair rt_pair_open(const struct wt_cfg *cfg)
-{
-	struct rt_pair f = { .rt = wt_rt_new(cfg) };
-	sock_pair(f.sv);
-	return f;
-}
-
-static void rt_pair_close(struct rt_pair *f)
-{
-	wt_rt_free_prompt(f->rt);
-	close(f->sv[0]);
-	close(f->sv[1]);
-}
 
 /* Run @io (prepared, deadline set) on @rt; *@took: ns from @t0 to done. */
 static int64_t run_timed(weft_runtime *rt, const weft_io *io, uint64_t t0,
@@ -77,7 +51,7 @@ static void expect_timed_out(int64_t res, uint64_t took, uint64_t ns)
 
 WT_RT_TEST(deadline, recv_times_out_consumes_nothing)
 {
-	struct rt_pair fx = rt_pair_open(cfg);
+	struct wt_rt_pair fx = wt_rt_pair_open(cfg);
 	weft_runtime *rt = fx.rt;
 	int *sv = fx.sv;
 	unsigned char buf[64], buf2[64] = { 0 };
@@ -95,7 +69,7 @@ WT_RT_TEST(deadline, recv_times_out_consumes_nothing)
 	cr_expect_eq(wt_op_run(rt, &again), 3);
 	cr_expect_eq(memcmp(buf2, "abc", 3), 0);
 	cr_expect(wt_ops_quiesce(rt, 3000));
-	rt_pair_close(&fx);
+	wt_rt_pair_close(&fx);
 }
 
 WT_RT_TEST(deadline, read_pipe_times_out_consumes_nothing)
@@ -207,7 +181,7 @@ WT_RT_TEST(deadline, accept_times_out_then_accepts)
 
 WT_RT_TEST(deadline, recv_data_before_deadline)
 {
-	struct rt_pair fx = rt_pair_open(cfg);
+	struct wt_rt_pair fx = wt_rt_pair_open(cfg);
 	weft_runtime *rt = fx.rt;
 	int *sv = fx.sv;
 	unsigned char buf[64] = { 0 };
@@ -224,12 +198,12 @@ WT_RT_TEST(deadline, recv_data_before_deadline)
 	while (weft_now_ns() < deadline + 50 * MS)
 		wt_sleep_ms(10);
 	cr_expect(wt_ops_quiesce(rt, 3000));
-	rt_pair_close(&fx);
+	wt_rt_pair_close(&fx);
 }
 
 WT_RT_TEST(deadline, recv_data_already_there)
 {
-	struct rt_pair fx = rt_pair_open(cfg);
+	struct wt_rt_pair fx = wt_rt_pair_open(cfg);
 	weft_runtime *rt = fx.rt;
 	int *sv = fx.sv;
 	unsigned char buf[64] = { 0 };
@@ -241,7 +215,7 @@ WT_RT_TEST(deadline, recv_data_already_there)
 	cr_expect_eq(run_timed(rt, &io, t0, &took), 5);
 	cr_expect_lt(took, 900 * MS);
 	cr_expect_eq(memcmp(buf, "ready", 5), 0);
-	rt_pair_close(&fx);
+	wt_rt_pair_close(&fx);
 }
 
 /* A client connecting while the accept (with a deadline) is pending. */
@@ -303,7 +277,7 @@ WT_RT_TEST(deadline, connect_and_close_in_time)
 
 WT_RT_TEST(deadline, past_deadline_times_out_at_once)
 {
-	struct rt_pair fx = rt_pair_open(cfg);
+	struct wt_rt_pair fx = wt_rt_pair_open(cfg);
 	weft_runtime *rt = fx.rt;
 	int *sv = fx.sv;
 	unsigned char buf[8];
@@ -319,7 +293,7 @@ WT_RT_TEST(deadline, past_deadline_times_out_at_once)
 			     (long long)res);
 		cr_expect_lt(took, 1000 * MS);
 	}
-	rt_pair_close(&fx);
+	wt_rt_pair_close(&fx);
 }
 
 /*
@@ -378,7 +352,7 @@ WT_RT_TEST_T(deadline, many_recvs_never_early, 30)
 	weft_join *j[N];
 	uint32_t x = 12345u + cfg->workers;
 	for (int i = 0; i < N; i++) {
-		sock_pair(sv[i]);
+		wt_sock_pair(sv[i]);
 		x = x * 1103515245u + 12345u;
 		struct timed_recv t = { .fd = sv[i][0],
 					.ns = 1 * MS + (x >> 4) % (39 * MS) };
@@ -508,7 +482,7 @@ static int race_check(int fd, const struct race *r, int64_t res, int i)
 
 WT_RT_TEST_T(deadline, data_racing_deadline_never_lost, 60)
 {
-	struct rt_pair fx = rt_pair_open(cfg);
+	struct wt_rt_pair fx = wt_rt_pair_open(cfg);
 	weft_runtime *rt = fx.rt;
 	int *sv = fx.sv;
 	struct pacer p;
@@ -525,7 +499,7 @@ WT_RT_TEST_T(deadline, data_racing_deadline_never_lost, 60)
 	}
 	cr_log_info("%d iterations: data %d, -ETIMEDOUT %d", i, got, i - got);
 	pacer_stop(&p);
-	rt_pair_close(&fx);
+	wt_rt_pair_close(&fx);
 }
 
 /*
@@ -539,8 +513,8 @@ WT_RT_TEST_T(deadline, raced_deadline_spares_later_ops, 60)
 {
 	weft_runtime *rt = wt_rt_new(cfg);
 	int sv[2], sw[2];
-	sock_pair(sv);
-	sock_pair(sw);
+	wt_sock_pair(sv);
+	wt_sock_pair(sw);
 	struct pacer p;
 	pacer_start(&p, sv[1]);
 	uint64_t x = 5 + cfg->workers + cfg->flags;
@@ -578,7 +552,7 @@ WT_RT_TEST_T(deadline, raced_deadline_spares_later_ops, 60)
 
 WT_RT_TEST(deadline, abort_op_with_deadline)
 {
-	struct rt_pair fx = rt_pair_open(cfg);
+	struct wt_rt_pair fx = wt_rt_pair_open(cfg);
 	weft_runtime *rt = fx.rt;
 	int *sv = fx.sv;
 	unsigned char buf[8];
@@ -595,7 +569,7 @@ WT_RT_TEST(deadline, abort_op_with_deadline)
 	weft_join_drop(j);
 	cr_expect_eq(atomic_load(&c.drops), 1);
 	cr_expect(wt_ops_quiesce(rt, 3000), "the recv was not cancelled");
-	rt_pair_close(&fx);
+	wt_rt_pair_close(&fx);
 }
 
 /* --- errors ----------------------------------------------------------------- */
@@ -651,7 +625,7 @@ static const weft_future_desc busy_recv_desc = {
 
 WT_RT_TEST(deadline, set_on_op_in_flight_is_ebusy)
 {
-	struct rt_pair fx = rt_pair_open(cfg);
+	struct wt_rt_pair fx = wt_rt_pair_open(cfg);
 	weft_runtime *rt = fx.rt;
 	int *sv = fx.sv;
 	struct busy_recv b = { .fd = sv[0] };
@@ -672,7 +646,7 @@ WT_RT_TEST(deadline, set_on_op_in_flight_is_ebusy)
 		     o.e_timeout);
 	cr_expect_eq(o.res, 2, "the op in flight: %lld", (long long)o.res);
 	cr_expect_eq(memcmp(o.buf, "go", 2), 0);
-	rt_pair_close(&fx);
+	wt_rt_pair_close(&fx);
 }
 
 /* A sleep is its own deadline: -EINVAL, and the sleep is unchanged. */

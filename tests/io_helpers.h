@@ -20,6 +20,7 @@
 #define WEFT_TESTS_IO_HELPERS_H
 
 #include <fcntl.h>
+#include <sys/socket.h>
 
 #include "helpers.h"
 
@@ -80,6 +81,34 @@ static WT_UNUSED void wt_rt_free_prompt(weft_runtime *rt)
 	uint64_t took = wt_mono_ns() - t0;
 	cr_expect_lt(took, 2000 * WT_MS, "shutdown took %llu ms",
 		     (unsigned long long)(took / WT_MS));
+}
+
+/* A connected AF_UNIX stream socket pair. */
+static WT_UNUSED void wt_sock_pair(int sv[2])
+{
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0,
+		     "socketpair: %s", strerror(errno));
+}
+
+/* A runtime for @cfg and a socket pair; closing checks the shutdown was
+ * prompt (nothing waited for a long op). */
+struct wt_rt_pair {
+	weft_runtime *rt;
+	int sv[2];
+};
+
+static WT_UNUSED struct wt_rt_pair wt_rt_pair_open(const struct wt_cfg *cfg)
+{
+	struct wt_rt_pair f = { .rt = wt_rt_new(cfg) };
+	wt_sock_pair(f.sv);
+	return f;
+}
+
+static WT_UNUSED void wt_rt_pair_close(struct wt_rt_pair *f)
+{
+	wt_rt_free_prompt(f->rt);
+	close(f->sv[0]);
+	close(f->sv[1]);
 }
 
 #endif /* WEFT_TESTS_IO_HELPERS_H */

@@ -132,32 +132,6 @@ static bool out_untouched(const struct to_out *o)
 	return true;
 }
 
-static void sock_pair(int sv[2])
-{
-	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0,
-		     "socketpair: %s", strerror(errno));
-}
-
-/* A runtime for @cfg and a socket pair: what most tests here start with;
- * closing checks the shutdown was prompt (nothing waited for a long op). */
-struct rt_pair {
-	weft_runtime *rt;
-	int sv[2];
-};
-
-static struct rt_pair rt_pair_open(const struct wt_cfg *cfg)
-{
-	struct rt_pair f = { .rt = wt_rt_new(cfg) };
-	sock_pair(f.sv);
-	return f;
-}
-
-static void rt_pair_close(struct rt_pair *f)
-{
-	wt_rt_free_prompt(f->rt);
-	close(f->sv[0]);
-	close(f->sv[1]);
-}
 
 /* A weft_io recv of up to @len bytes from @fd into @buf, as inner state. */
 static weft_io recv_io(int fd, void *buf, size_t len)
@@ -190,7 +164,7 @@ WT_RT_TEST(timeout, inner_wins_with_its_output)
 
 WT_RT_TEST(timeout, inner_recv_wins_before_deadline)
 {
-	struct rt_pair fx = rt_pair_open(cfg);
+	struct wt_rt_pair fx = wt_rt_pair_open(cfg);
 	weft_runtime *rt = fx.rt;
 	int *sv = fx.sv;
 	unsigned char buf[64] = { 0 };
@@ -209,7 +183,7 @@ WT_RT_TEST(timeout, inner_recv_wins_before_deadline)
 	cr_expect_eq(out_i64(&o), 5, "recv: %lld", (long long)out_i64(&o));
 	cr_expect_eq(memcmp(buf, "hello", 5), 0);
 	cr_expect_lt(o.t_done - o.t_init, 4000 * MS);
-	rt_pair_close(&fx);
+	wt_rt_pair_close(&fx);
 }
 
 /* --- the deadline wins -------------------------------------------------- */
@@ -243,7 +217,7 @@ WT_RT_TEST(timeout, deadline_wins_inner_dropped_once)
  */
 WT_RT_TEST(timeout, deadline_wins_recv_cancelled_nothing_lost)
 {
-	struct rt_pair fx = rt_pair_open(cfg);
+	struct wt_rt_pair fx = wt_rt_pair_open(cfg);
 	weft_runtime *rt = fx.rt;
 	int *sv = fx.sv;
 	unsigned char buf[64], buf2[64] = { 0 };
@@ -264,7 +238,7 @@ WT_RT_TEST(timeout, deadline_wins_recv_cancelled_nothing_lost)
 	int64_t n = wt_op_run(rt, &again);
 	cr_expect_eq(n, 5, "recv after the timeout: %lld", (long long)n);
 	cr_expect_eq(memcmp(buf2, "later", 5), 0);
-	rt_pair_close(&fx);
+	wt_rt_pair_close(&fx);
 }
 
 /* --- deadlines already past, and ties ----------------------------------- */
@@ -652,7 +626,7 @@ WT_RT_TEST_T(timeout, races_inner_completing_at_deadline, 60)
 
 WT_RT_TEST(timeout, abort_with_timeout_pending_cancels_inner)
 {
-	struct rt_pair fx = rt_pair_open(cfg);
+	struct wt_rt_pair fx = wt_rt_pair_open(cfg);
 	weft_runtime *rt = fx.rt;
 	int *sv = fx.sv;
 	unsigned char buf[64];
@@ -682,7 +656,7 @@ WT_RT_TEST(timeout, abort_with_timeout_pending_cancels_inner)
 	cr_assert_eq(send(sv[1], "x", 1, MSG_NOSIGNAL), 1);
 	char got;
 	cr_expect_eq(recv(sv[0], &got, 1, MSG_DONTWAIT), 1);
-	rt_pair_close(&fx);
+	wt_rt_pair_close(&fx);
 }
 
 WT_RT_TEST(timeout, shutdown_with_timeouts_pending)
@@ -739,7 +713,7 @@ static void run_nested(weft_runtime *rt, struct nested *n, int fd, void *buf,
 
 WT_RT_TEST(timeout, nested_outer_deadline_first)
 {
-	struct rt_pair fx = rt_pair_open(cfg);
+	struct wt_rt_pair fx = wt_rt_pair_open(cfg);
 	weft_runtime *rt = fx.rt;
 	int *sv = fx.sv;
 	unsigned char buf[16];
@@ -751,12 +725,12 @@ WT_RT_TEST(timeout, nested_outer_deadline_first)
 		     n.inner_res);
 	cr_expect_eq(n.recv_out, INT64_MIN);
 	cr_expect(wt_ops_quiesce(rt, 3000), "the recv was not cancelled");
-	rt_pair_close(&fx);
+	wt_rt_pair_close(&fx);
 }
 
 WT_RT_TEST(timeout, nested_inner_deadline_first)
 {
-	struct rt_pair fx = rt_pair_open(cfg);
+	struct wt_rt_pair fx = wt_rt_pair_open(cfg);
 	weft_runtime *rt = fx.rt;
 	int *sv = fx.sv;
 	unsigned char buf[16];
@@ -768,7 +742,7 @@ WT_RT_TEST(timeout, nested_inner_deadline_first)
 	cr_expect_lt(n.t1 - n.t0, 4000 * MS);
 	cr_expect_eq(n.recv_out, INT64_MIN);
 	cr_expect(wt_ops_quiesce(rt, 3000), "the recv was not cancelled");
-	rt_pair_close(&fx);
+	wt_rt_pair_close(&fx);
 }
 
 /* weft_timeout_desc spawned directly, its inner state in the test frame. */
