@@ -57,9 +57,19 @@ struct ticker_out {
 	int ticks;
 };
 
-static void spin_until(uint64_t t)
+/*
+ * Block the calling worker until CLOCK_MONOTONIC reaches @t. Sleeping, not
+ * spinning: the worker is just as blocked, but a thread that burnt tens of
+ * ms of CPU is then placed behind the other runnable threads when it next
+ * wakes (EEVDF keeps its negative lag), and under a parallel make check
+ * that delayed its later ticks by 60-90 ms, failing LATE_BOUND.
+ */
+static void block_until(uint64_t t)
 {
-	while (weft_now_ns() < t)
+	struct timespec ts = { .tv_sec = (time_t)(t / 1000000000u),
+			       .tv_nsec = (long)(t % 1000000000u) };
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL))
 		;
 }
 
@@ -74,7 +84,7 @@ static void ticker_reset(struct ticker *s)
  * pending. */
 static void ticker_act(struct ticker *s)
 {
-	spin_until(weft_now_ns() + s->act_wait);
+	block_until(weft_now_ns() + s->act_wait);
 	if (!s->act_drop) {
 		ticker_reset(s);
 		return;
@@ -120,7 +130,7 @@ static weft_poll ticker_poll(void *self, weft_cx *cx, void *out)
 		WT_CHECK(r->ready >= (uint64_t)d, "tick %d %llu ns early",
 			 s->k, (unsigned long long)((uint64_t)d - r->ready));
 		if (s->stall_to && s->k == s->stall_after)
-			spin_until(s->start + s->stall_to);
+			block_until(s->start + s->stall_to);
 		s->k++;
 	}
 	struct ticker_out *o = out;
