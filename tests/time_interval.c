@@ -169,7 +169,7 @@ static const char *mode_name(weft_missed_tick m)
 }
 
 /* Sanity bound on how late a tick that waited may be (see time_sleep.c). */
-#define LATE_BOUND (50 * MS)
+#define LATE_BOUND (250 * MS)
 
 /*
  * Check ticks @from.. of @rec against weft_missed_tick's rules: each tick

@@ -403,11 +403,15 @@ static uint64_t rnd(uint64_t *x)
 /*
  * Late bound for a timer on this noisy 2-vCPU machine: weft/time.h
  * promises less than one tick (65 us) plus the worker's wake-up and the
- * tasks it runs first; 50 ms is a sanity bound (a timer that waits for
- * the next unrelated wake, or for a coarser wheel level, breaks it), not
- * a latency measurement.
+ * tasks it runs first. This is a sanity bound, not a latency measurement:
+ * under a parallel make check a plain 20 ms nanosleep in another process
+ * overslept by up to 43 ms, and ticks here were 50-94 ms late with a 50
+ * ms bound. The wheel's own rule (fire at the first tick at or after the
+ * deadline, never a coarser slot) is checked exactly by time_wheel.c; a
+ * timer that waits for an unrelated wake never fires here at all (these
+ * tests have nothing else to wake them) and hits the test's timeout.
  */
-#define LATE_BOUND (50 * MS)
+#define LATE_BOUND (250 * MS)
 
 /* A sleep to an absolute deadline that checks, on the worker, that it
  * did not wake early, and reports when it was first polled and woke. */
