@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <weft/io.h>
+#include <weft/time.h>
 
 #include "io/op.h"
 
@@ -164,11 +165,14 @@ static int op_submit(struct weft__driver *d, struct weft__op *op,
 }
 
 /* The future's result from the CQE's @res. The kernel reports an op its
- * linked timeout cancelled as -ECANCELED; we only cancel orphans, whose
- * result nobody reads, so that means the deadline passed. */
+ * linked timeout cancelled as -ECANCELED, and the timeout fires no sooner
+ * than the deadline; weft itself cancels only orphans, whose result nobody
+ * reads. A cancel before the deadline (the kernel's own, at ring exit)
+ * stays -ECANCELED. */
 static int64_t complete_result(struct weft__op *op, int32_t res)
 {
-	if (res == -ECANCELED && op->deadline) {
+	if (res == -ECANCELED && op->deadline &&
+	    weft_now_ns() >= op->deadline) {
 		if (op->kind->discard)
 			op->kind->discard(op, res);
 		return -ETIMEDOUT;

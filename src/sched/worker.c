@@ -3,8 +3,9 @@
  * The worker loop.
  *
  *   loop:
- *     task = LIFO slot, else (every 61st tick: injector first) own deque,
- *            else a batch from the injector
+ *     task = LIFO slot, else (every 61st tick: one from the injector
+ *            first) own deque, else a batch from the injector that fits
+ *            the deque
  *     run it, then up to 3 tasks it woke through the LIFO slot
  *     every 61 ticks, and whenever the queue runs dry: fire due timers
  *            and turn the driver (forward cancels from the inbox, submit
@@ -167,7 +168,8 @@ static struct weft__task *pop_injector(struct weft__worker *w, size_t limit)
 	 * so the room can only grow meanwhile. */
 	size_t max = len / rt->nworkers + 1;
 	size_t cap = weft__deque_capacity(&w->dq);
-	size_t room = cap - weft__deque_len(&w->dq) + 1; /* +1: runs now */
+	size_t used = weft__deque_len(&w->dq);
+	size_t room = (used < cap ? cap - used : 0) + 1; /* +1: runs now */
 	if (room > cap / 2)
 		room = cap / 2;
 	if (max > room)
