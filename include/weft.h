@@ -7,6 +7,7 @@
 #define WEFT_VERSION_MINOR 1
 #define WEFT_VERSION_PATCH 0
 
+#include <weft/blocking.h>
 #include <weft/core.h>
 #include <weft/error.h>
 #include <weft/future.h>

@@ -65,6 +65,11 @@ typedef struct weft_runtime_config {
 	 */
 	void (*log)(void *arg, int level, const char *msg);
 	void *log_arg;
+	/** Blocking-pool threads at most (weft/blocking.h); 0: 64. */
+	unsigned blocking_threads;
+	/** ms an idle blocking-pool thread waits for work before it exits;
+	 * 0: 10,000. */
+	unsigned blocking_keepalive_ms;
 } weft_runtime_config;
 
 /**

@@ -9,6 +9,7 @@
  * io_uring_enter.
  *
  * Shutdown, in order:
+ *   0. close the blocking pool: new jobs fail, queued ones are dropped;
  *   1. close the owned-task list (spawns now fail with -ESHUTDOWN) and
  *      cancel every task in it; cancelled tasks are queued;
  *   2. set rt->shutdown and unpark every worker;
@@ -17,7 +18,10 @@
  *   4. a worker exits once the owned list is empty, its ring has no op or
  *      cancel in flight and its inbox is empty (closing before setting the
  *      flag means the owned count can only fall once workers look at it);
- *   5. join the workers, then tear down the rings and queues.
+ *   5. join the workers, then tear down the rings and queues;
+ *   6. wait for the blocking jobs still running and join the pool's
+ *      threads (sched/blocking.h: after the tasks are gone, so a job
+ *      waiting on a task cannot hold this up).
  */
 #include <errno.h>
 #include <signal.h>
@@ -35,6 +39,8 @@
 
 #define MAX_WORKERS 256
 #define DEFAULT_SPIN_ROUNDS 4
+#define DEFAULT_BLOCKING_THREADS 64
+#define DEFAULT_BLOCKING_KEEPALIVE_MS 10000
 #ifdef WEFT_SMALL_QUEUES
 #define DEQUE_LOG2 2
 #else
@@ -75,6 +81,7 @@ static void free_parts(struct weft_runtime *rt)
 	pthread_mutex_destroy(&rt->start_lock);
 	pthread_cond_destroy(&rt->start_cond);
 	pthread_mutex_destroy(&rt->shutdown_lock);
+	weft__blocking_destroy(&rt->blocking);
 	free(rt);
 }
 
@@ -97,6 +104,13 @@ static int alloc_runtime(const weft_runtime_config *cfg, unsigned n,
 	pthread_cond_init(&rt->start_cond, NULL);
 	pthread_mutex_init(&rt->shutdown_lock, NULL);
 	atomic_init(&rt->shutdown, false);
+	weft__blocking_init(&rt->blocking,
+			    cfg->blocking_threads ? cfg->blocking_threads
+						  : DEFAULT_BLOCKING_THREADS,
+			    (cfg->blocking_keepalive_ms
+				     ? cfg->blocking_keepalive_ms
+				     : DEFAULT_BLOCKING_KEEPALIVE_MS) *
+				    UINT64_C(1000000));
 
 	if ((err = weft__injector_init(&rt->injector)) ||
 	    (err = weft__idle_init(&rt->idle, n)) ||
@@ -251,6 +265,7 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
 		pthread_mutex_unlock(&rt->shutdown_lock);
 		return 0;
 	}
+	weft__blocking_close(&rt->blocking);
 	weft__owned_close_and_cancel(&rt->owned);
 	/* seq_cst: after the close (step 1), before the unparks (step 2);
 	 * workers load it seq_cst with the owned count in exit_ready, so a
@@ -264,6 +279,7 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
 		weft__timers_exit(&rt->workers[i].timers);
 	}
 	drain_queues(rt);
+	weft__blocking_shutdown(&rt->blocking);
 	rt->shut_down = true;
 	pthread_mutex_unlock(&rt->shutdown_lock);
 	return 0;

@@ -13,6 +13,7 @@
 
 #include "internal.h"
 #include "io/driver.h"
+#include "sched/blocking.h"
 #include "sched/deque.h"
 #include "sched/idle.h"
 #include "sched/injector.h"
@@ -71,6 +72,7 @@ struct weft_runtime {
 	struct weft__worker *workers;
 	struct weft__injector injector;
 	struct weft__idle idle;
+	struct weft__blocking blocking; /* weft_spawn_blocking's pool */
 	_Atomic uint64_t spawned_remote; /* spawns from non-worker threads */
 	_Atomic bool shutdown;   /* workers exit once the owned list is empty */
 	bool shut_down;          /* weft_runtime_shutdown completed */
