@@ -336,7 +336,9 @@ WT_RT_TEST_T(select, mix_oneshot_wins_join_detached, 20)
 	cr_expect_eq(out_int(&m.o, 2), 0, "recv status");
 	cr_expect_eq(m.rx_val, 7);
 	cr_expect_eq(m.join_val, -1, "losing join wrote a value");
-	cr_expect_eq(atomic_load(&m.so.done), 1);
+	/* The send woke the select before the sender recorded its result:
+	 * wait for that (reading it at once raced: a flaky failure). */
+	cr_assert_eq(wt_wait_atomic_ge(&m.so.done, 1, 5000), 1, "no send");
 	cr_expect_eq(atomic_load(&m.so.res), 0);
 	/* Detached, not cancelled: the nap finishes. */
 	cr_expect_eq(wt_wait_atomic_ge(&m.nap_done, 1, 5000), 1,

@@ -378,6 +378,8 @@ static weft_poll fan_poll(void *self, weft_cx *cx, void *out)
 		if (weft_oneshot_recv_desc.poll(&f->recv, cx, &f->status) ==
 		    WEFT_PENDING)
 			return WEFT_PENDING;
+		/* READY: the future's drop runs now (weft/future.h). */
+		weft_oneshot_recv_desc.drop(&f->recv);
 		f->waiting = 0;
 		WT_CHECK(f->status == 0 &&
 				 (uintptr_t)f->value ==
