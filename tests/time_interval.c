@@ -471,11 +471,8 @@ static weft_poll tick_select_poll(void *self, weft_cx *cx, void *out)
 	size_t w;
 	if (!s->started) {
 		s->a_start = weft_now_ns();
-		s->b_start = s->a_start + 60 * MS;
 		WT_CHECK(weft_interval_init(&s->a, s->a_start, 5 * MS,
 					    WEFT_MISSED_BURST) == 0, "a");
-		WT_CHECK(weft_interval_init(&s->b, s->b_start, 1000 * MS,
-					    WEFT_MISSED_BURST) == 0, "b");
 		tick_select_arm(s, &s->a, 10000 * MS);
 		s->started = 1;
 	}
@@ -492,8 +489,18 @@ static weft_poll tick_select_poll(void *self, weft_cx *cx, void *out)
 		s->round++;
 		if (s->round < 4)
 			tick_select_arm(s, &s->a, 10000 * MS);
-		else if (s->round == 4)
+		else if (s->round == 4) {
+			/* B starts 200 ms from now, not from the test's
+			 * start: a loaded machine may take longer than that
+			 * for A's ticks, and then B would beat the 5 ms
+			 * sleep (it did, in a parallel make check). */
+			s->b_start = weft_now_ns() + 200 * MS;
+			WT_CHECK(weft_interval_init(&s->b, s->b_start,
+						    1000 * MS,
+						    WEFT_MISSED_BURST) == 0,
+				 "b");
 			tick_select_arm(s, &s->b, 5 * MS);
+		}
 	}
 	if (weft_interval_tick(&s->b, cx, &o->b_deadline) == WEFT_PENDING)
 		return WEFT_PENDING;
@@ -529,7 +536,7 @@ WT_RT_TEST(interval, tick_future_in_select)
 		cr_expect_eq(o.a_deadline[k],
 			     (int64_t)(o.a_start + (uint64_t)k * 5 * MS),
 			     "tick %d of A", k);
-	cr_expect_eq(o.b_winner, 1, "the 5 ms sleep lost to a tick 60 ms out");
+	cr_expect_eq(o.b_winner, 1, "the 5 ms sleep lost to a tick 200 ms out");
 	cr_expect_eq(o.b_deadline, (int64_t)o.b_start,
 		     "B's first tick moved after its tick future was dropped");
 	cr_expect_geq(o.b_ready, o.b_start);

@@ -13,6 +13,8 @@
 #include <sys/socket.h>
 #include <weft/io.h>
 
+struct weft_oneshot_rx;
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -166,6 +168,109 @@ WEFT_API void weft_recv_exact_drop(weft_recv_exact *f);
 
 /** weft_recv_exact as a generic future: output int64_t. */
 WEFT_API extern const weft_future_desc weft_recv_exact_desc;
+
+/* ---------------------------------------------------- name resolution */
+
+/** Most addresses a weft_resolve keeps (the first ones getaddrinfo gives). */
+#define WEFT_RESOLVE_MAX 8
+
+struct weft__resolve_job;
+
+/**
+ * weft_resolve: look up a host name (Tokio's lookup_host). getaddrinfo(3)
+ * runs on the runtime's blocking pool (weft/blocking.h), so /etc/hosts,
+ * DNS and nsswitch behave as for any program, and no worker blocks. The
+ * addresses (TCP, IPv4 and IPv6 in getaddrinfo's order, which follows
+ * RFC 6724 and /etc/gai.conf) are copied into the weft_resolve when the
+ * lookup completes, so they outlive its drop. About 1.1 KiB; fields are
+ * private.
+ */
+typedef struct weft_resolve {
+	struct weft__resolve_job *_job;
+	struct weft_oneshot_rx *_rx;
+	unsigned _state;
+	unsigned _n;
+	int _result;
+	socklen_t _len[WEFT_RESOLVE_MAX];
+	struct sockaddr_storage _addr[WEFT_RESOLVE_MAX];
+} weft_resolve;
+
+/**
+ * Prepare @r to resolve @host (a name such as "localhost", or a numeric
+ * address; copied) with @port. Returns 0, -EINVAL (NULL @r, NULL or empty
+ * @host), or -ENOMEM. A prepared weft_resolve must be polled to READY or
+ * dropped (weft_resolve_drop), or its copy of @host leaks.
+ */
+WEFT_API int weft_resolve_init(weft_resolve *r, const char *host,
+			       uint16_t port);
+
+/**
+ * Poll the lookup; the first poll hands it to the blocking pool of the
+ * polling worker's runtime. READY with *@res (may be NULL) = the number of
+ * addresses (1..WEFT_RESOLVE_MAX), or a negative errno: -ENOENT (no such
+ * name, or no address for it), -EAGAIN (temporary failure: no DNS server
+ * answered), -ENOMEM, -EIO (any other getaddrinfo failure), -EPERM
+ * (polled off a worker), -ECANCELED (the runtime shut down first),
+ * -EINVAL (unprepared). A poll after READY returns READY with the same
+ * result. @r must not move from the first poll until READY or its drop.
+ */
+WEFT_API weft_poll weft_resolve_poll(weft_resolve *r, weft_cx *cx, int *res);
+
+/**
+ * Address @i (0-based, below the count) of a finished lookup into @ss and
+ * *@len. Returns 0, or -EINVAL (NULL argument, @i out of range, lookup not
+ * finished or failed). Usable after weft_resolve_drop().
+ */
+WEFT_API int weft_resolve_addr(const weft_resolve *r, size_t i,
+			       struct sockaddr_storage *ss, socklen_t *len);
+
+/**
+ * Release what the lookup holds; a lookup in flight finishes on its pool
+ * thread and is discarded. Idempotent; NULL is accepted. The addresses of
+ * a finished lookup stay readable.
+ */
+WEFT_API void weft_resolve_drop(weft_resolve *r);
+
+/** weft_resolve as a generic future: output int, the *@res above. */
+WEFT_API extern const weft_future_desc weft_resolve_desc;
+
+/**
+ * weft_tcp_connect: connect to a host by name (or numeric address):
+ * resolve it (weft_resolve), then try its addresses in order with connect
+ * ops until one succeeds, as Tokio's TcpStream::connect does.
+ */
+typedef struct weft_tcp_connect {
+	weft_resolve _resolve;
+	weft_io _io;
+	unsigned _state;
+	unsigned _next;
+	int64_t _result;
+} weft_tcp_connect;
+
+/**
+ * Prepare @c to connect to @host:@port. Returns 0, -EINVAL (NULL @c, NULL
+ * or empty @host), -ENOMEM, or -EBUSY (a connect of @c is in flight).
+ */
+WEFT_API int weft_tcp_connect_init(weft_tcp_connect *c, const char *host,
+				   uint16_t port);
+
+/**
+ * Poll: READY with *@res (may be NULL) = the connected socket (the caller
+ * owns it), or a negative errno: the lookup's error (see
+ * weft_resolve_poll), or the last address's connect error
+ * (-ECONNREFUSED, -ETIMEDOUT, -ENETUNREACH, ...) when none accepted. A
+ * poll after READY returns READY with -EALREADY (the fd is handed out
+ * once). Must be polled on a worker.
+ */
+WEFT_API weft_poll weft_tcp_connect_poll(weft_tcp_connect *c, weft_cx *cx,
+					 int64_t *res);
+
+/** Cancel a lookup or connect in flight (a socket connected meanwhile is
+ * closed). Idempotent; NULL is accepted. */
+WEFT_API void weft_tcp_connect_drop(weft_tcp_connect *c);
+
+/** weft_tcp_connect as a generic future: output int64_t, the *@res above. */
+WEFT_API extern const weft_future_desc weft_tcp_connect_desc;
 
 #ifdef __cplusplus
 }

@@ -157,6 +157,12 @@ static int start_thread(struct weft__blocking *p)
 WEFT_API int weft_spawn_blocking(weft_runtime *rt, void *(*fn)(void *arg),
 				 void *arg, weft_oneshot_rx **rx)
 {
+	return weft__sched_spawn_blocking(rt, fn, arg, rx);
+}
+
+int weft__sched_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *),
+			       void *arg, struct weft_oneshot_rx **rx)
+{
 	struct weft__blocking_job *j;
 	weft_oneshot_rx *r = NULL;
 	int err = 0;

@@ -41,6 +41,16 @@ static inline struct weft__owned *weft__sched_owned(struct weft_runtime *rt)
 	return (struct weft__owned *)(void *)rt;
 }
 
+struct weft_oneshot_rx;
+
+/*
+ * Run @fn(@arg) on the blocking pool of @rt (NULL: the calling worker's):
+ * weft_spawn_blocking (weft/blocking.h), for the layers below the
+ * scheduler (name resolution in net/). Any thread.
+ */
+int weft__sched_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *),
+			       void *arg, struct weft_oneshot_rx **rx);
+
 /* Send a diagnostic to @rt's log callback, if any (caller misuse the task
  * layer detects, such as a join handle dropped twice). Any thread. */
 void weft__log(struct weft_runtime *rt, int level, const char *fmt, ...)
