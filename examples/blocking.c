@@ -4,7 +4,7 @@
  *
  * One worker. A task hands a prime count to the pool with
  * weft_spawn_blocking() and awaits the result, while an interval task keeps
- * ticking on the same worker: the count runs on a pool thread, so it never
+ * ticking on the same worker: the count runs on a pool thread, NULL, so it never
  * holds the worker. The count also checks that the ticker ticked while it
  * ran. Prints the count and the ticks; exits 0 when both are right.
  */
@@ -67,7 +67,7 @@ static weft_poll counter_poll(void *self, weft_cx *cx, void *out)
 
 		/* &c->job lives in this task's state, which stays put and
 		 * outlives the job: the task waits for the result. */
-		if (weft_spawn_blocking(NULL, count_primes, &c->job, &rx)) {
+		if (weft_spawn_blocking(NULL, count_primes, NULL, &c->job, &rx)) {
 			*(int *)out = -1;
 			return WEFT_READY;
 		}

@@ -76,7 +76,8 @@ WT_TEST(blocking, result_reaches_a_thread)
 	weft_oneshot_rx *rx = NULL;
 	void *v = NULL;
 
-	cr_assert_eq(weft_spawn_blocking(rt, add_one, (void *)41, &rx), 0);
+	cr_assert_eq(weft_spawn_blocking(rt, add_one, NULL, (void *)41, &rx),
+		     0);
 	cr_assert_not_null(rx);
 	cr_expect_eq(recv_result(rt, rx, &v), 0);
 	cr_expect_eq((uintptr_t)v, 42);
@@ -115,7 +116,8 @@ static weft_poll awaiter_poll(void *self, weft_cx *cx, void *out)
 	weft_oneshot_rx *rx = NULL;
 
 	if (a->step == 0) {
-		WT_CHECK(weft_spawn_blocking(NULL, wait_gate, a->g, &rx) == 0,
+		WT_CHECK(weft_spawn_blocking(NULL, wait_gate, NULL, a->g,
+					     &rx) == 0,
 			 "spawn_blocking from a task");
 		a->recv.rx = rx;
 		a->recv.value = &a->value;
@@ -213,7 +215,8 @@ WT_TEST(blocking, never_more_threads_than_the_limit)
 	struct conc c = { .need = 0 };
 
 	for (int i = 0; i < 8; i++)
-		cr_assert_eq(weft_spawn_blocking(rt, concurrent, &c, NULL), 0);
+		cr_assert_eq(weft_spawn_blocking(rt, concurrent, NULL, &c,
+						 NULL), 0);
 	cr_assert(wt_wait_atomic_ge(&c.ran, 8, 10000), "jobs did not run");
 	cr_expect_eq(atomic_load(&c.max), 2, "%d at once with a limit of 2",
 		     atomic_load(&c.max));
@@ -228,10 +231,12 @@ WT_TEST(blocking, grows_to_run_a_burst_at_once)
 	struct conc warm = { .need = 0 };
 	struct conc c = { .need = 6 };
 
-	cr_assert_eq(weft_spawn_blocking(rt, concurrent, &warm, NULL), 0);
+	cr_assert_eq(weft_spawn_blocking(rt, concurrent, NULL, &warm, NULL),
+		     0);
 	cr_assert(wt_wait_atomic_ge(&warm.ran, 1, 5000)); /* one idle now */
 	for (int i = 0; i < 6; i++)
-		cr_assert_eq(weft_spawn_blocking(rt, concurrent, &c, NULL), 0);
+		cr_assert_eq(weft_spawn_blocking(rt, concurrent, NULL, &c,
+						 NULL), 0);
 	cr_assert(wt_wait_atomic_ge(&c.ran, 6, 10000), "jobs did not run");
 	cr_expect_eq(atomic_load(&c.max), 6,
 		     "only %d of 6 ran at once with a limit of 8",
@@ -245,7 +250,8 @@ WT_TEST(blocking, idle_threads_leave_after_the_keepalive)
 	struct conc c = { .need = 3 };
 
 	for (int i = 0; i < 3; i++)
-		cr_assert_eq(weft_spawn_blocking(rt, concurrent, &c, NULL), 0);
+		cr_assert_eq(weft_spawn_blocking(rt, concurrent, NULL, &c,
+						 NULL), 0);
 	cr_assert(wt_wait_atomic_ge(&c.ran, 3, 10000));
 	cr_expect_eq(atomic_load(&c.max), 3);
 	uint64_t end = wt_mono_ns() + 5000 * MS;
@@ -255,7 +261,7 @@ WT_TEST(blocking, idle_threads_leave_after_the_keepalive)
 	/* And the pool starts again afterwards (the left ones are joined). */
 	weft_oneshot_rx *rx = NULL;
 	void *v = NULL;
-	cr_assert_eq(weft_spawn_blocking(rt, add_one, (void *)1, &rx), 0);
+	cr_assert_eq(weft_spawn_blocking(rt, add_one, NULL, (void *)1, &rx), 0);
 	cr_expect_eq(recv_result(rt, rx, &v), 0);
 	cr_expect_eq((uintptr_t)v, 2);
 	wt_rt_free(rt);
@@ -276,8 +282,10 @@ WT_TEST(blocking, detached_and_abandoned_jobs_still_run)
 	atomic_int detached = 0, abandoned = 0;
 	weft_oneshot_rx *rx = NULL;
 
-	cr_assert_eq(weft_spawn_blocking(rt, set_flag, &detached, NULL), 0);
-	cr_assert_eq(weft_spawn_blocking(rt, set_flag, &abandoned, &rx), 0);
+	cr_assert_eq(weft_spawn_blocking(rt, set_flag, NULL, &detached, NULL),
+		     0);
+	cr_assert_eq(weft_spawn_blocking(rt, set_flag, NULL, &abandoned, &rx),
+		     0);
 	weft_oneshot_rx_drop(rx); /* the result will have nowhere to go */
 	cr_expect(wt_wait_atomic_ge(&detached, 1, 5000), "detached job");
 	cr_expect(wt_wait_atomic_ge(&abandoned, 1, 5000), "abandoned job");
@@ -287,8 +295,13 @@ WT_TEST(blocking, detached_and_abandoned_jobs_still_run)
 /* --- shutdown --------------------------------------------------------- */
 
 struct slow {
-	atomic_int started, finished;
+	atomic_int started, finished, cancelled;
 };
+
+static void slow_cancel(void *arg)
+{
+	atomic_fetch_add(&((struct slow *)arg)->cancelled, 1);
+}
 
 static void *slow_job(void *arg)
 {
@@ -302,7 +315,8 @@ static void *slow_job(void *arg)
 
 /*
  * One pool thread: job A runs, job B waits in the queue. Shutdown waits
- * for A and never runs B, whose receiver gets -EPIPE; new jobs fail.
+ * for A and never runs B: B's cancel callback runs instead and its
+ * receiver gets -EPIPE; new jobs fail.
  */
 WT_TEST(blocking, shutdown_waits_for_running_drops_queued)
 {
@@ -314,14 +328,18 @@ WT_TEST(blocking, shutdown_waits_for_running_drops_queued)
 	void *v = NULL;
 	int st = 1;
 
-	cr_assert_eq(weft_spawn_blocking(rt, slow_job, &a, &ra), 0);
+	cr_assert_eq(weft_spawn_blocking(rt, slow_job, slow_cancel, &a, &ra),
+		     0);
 	cr_assert(wt_wait_atomic_ge(&a.started, 1, 5000));
-	cr_assert_eq(weft_spawn_blocking(rt, slow_job, &b, &rb), 0);
+	cr_assert_eq(weft_spawn_blocking(rt, slow_job, slow_cancel, &b, &rb),
+		     0);
 	cr_assert_eq(weft_runtime_shutdown(rt), 0);
 	cr_expect_eq(atomic_load(&a.finished), 1,
 		     "shutdown returned while a job ran");
 	cr_expect_eq(atomic_load(&b.started), 0, "a queued job ran");
-	cr_expect_eq(weft_spawn_blocking(rt, slow_job, &b, NULL),
+	cr_expect_eq(atomic_load(&b.cancelled), 1, "its cancel did not run");
+	cr_expect_eq(atomic_load(&a.cancelled), 0, "a job ran and cancelled");
+	cr_expect_eq(weft_spawn_blocking(rt, slow_job, NULL, &b, NULL),
 		     -ESHUTDOWN);
 
 	wt_noop_cx(&cx, &w);
@@ -342,10 +360,11 @@ WT_TEST(blocking, bad_arguments)
 	weft_runtime *rt = pool_rt(1, 0, 0);
 	weft_oneshot_rx *rx = (weft_oneshot_rx *)&rx;
 
-	cr_expect_eq(weft_spawn_blocking(rt, NULL, NULL, &rx), -EINVAL);
+	cr_expect_eq(weft_spawn_blocking(rt, NULL, NULL, NULL, &rx), -EINVAL);
 	cr_expect_eq(rx, (weft_oneshot_rx *)&rx, "*rx written on error");
 	/* NULL runtime off a worker: there is no current one. */
-	cr_expect_eq(weft_spawn_blocking(NULL, add_one, NULL, NULL), -EINVAL);
+	cr_expect_eq(weft_spawn_blocking(NULL, add_one, NULL, NULL, NULL),
+		     -EINVAL);
 	wt_rt_free(rt);
 }
 
@@ -369,7 +388,7 @@ static weft_poll fan_poll(void *self, weft_cx *cx, void *out)
 		if (!f->waiting) {
 			weft_oneshot_rx *rx = NULL;
 			uintptr_t x = f->base * FAN_JOBS + f->k;
-			WT_CHECK(weft_spawn_blocking(NULL, add_one, (void *)x,
+			WT_CHECK(weft_spawn_blocking(NULL, add_one, NULL, (void *)x,
 						     &rx) == 0, "spawn");
 			f->recv.rx = rx;
 			f->recv.value = &f->value;

@@ -12,7 +12,8 @@
  *
  * Shutdown (weft_runtime_shutdown): new jobs fail with -ESHUTDOWN; jobs
  * still queued are never run (their receivers get -EPIPE); jobs already
- * running are waited for, after the workers have stopped. A job cannot be
+ * running are waited for, after the workers have stopped. A queued job's
+ * cancel callback runs instead of the job. A job cannot be
  * interrupted, so one that never returns makes shutdown wait forever.
  *
  * NULL: see weft/core.h.
@@ -35,8 +36,11 @@ extern "C" {
  *       Pool threads are not workers: @fn may block, call weft_spawn() or
  *       weft_block_on() on @rt, but must not wait for @rt's shutdown,
  *       which waits for it.
- * @arg: passed to @fn; ownership is the caller's business (@fn usually
- *       takes it).
+ * @cancel: may be NULL; called with @arg instead of @fn when the job is
+ *       dropped without running (shutdown came first), on the thread that
+ *       shuts the runtime down, so that whatever @arg owns can be freed.
+ *       Exactly one of @fn and @cancel runs for every job accepted.
+ * @arg: passed to @fn (or @cancel); @fn usually takes it over.
  * @rx:  NULL to detach the job; otherwise set to a oneshot receiver (value
  *       size sizeof(void *)) that receives @fn's return value when it
  *       returns: await it with weft_oneshot_recv_desc from a task, or
@@ -53,6 +57,7 @@ extern "C" {
  */
 WEFT_API WEFT_MUST_USE int weft_spawn_blocking(weft_runtime *rt,
 					       void *(*fn)(void *arg),
+					       void (*cancel)(void *arg),
 					       void *arg, weft_oneshot_rx **rx);
 
 #ifdef __cplusplus

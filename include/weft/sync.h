@@ -75,6 +75,101 @@ typedef struct weft_oneshot_recv {
 /** The descriptor of weft_oneshot_recv. */
 WEFT_API extern const weft_future_desc weft_oneshot_recv_desc;
 
+/* --------------------------------------------------------------- semaphore */
+
+/**
+ * A counting semaphore (Tokio's Semaphore): permits taken and given back
+ * in any number, fairly. Waiters are served in FIFO order: a waiter at the
+ * head is given permits as they are released, even part of what it asked
+ * for, so a large request is not starved by a stream of small ones, and a
+ * new acquire never jumps a queued one. Every call is thread-safe; an
+ * acquire may be polled by a task or through weft_block_on().
+ */
+typedef struct weft_semaphore weft_semaphore;
+
+/**
+ * Create a semaphore with @permits permits. Returns 0 and sets *@out, or
+ * -EINVAL (NULL @out), -ENOMEM.
+ */
+WEFT_API int weft_semaphore_new(size_t permits, weft_semaphore **out);
+
+/**
+ * Free @s. Returns 0, or -EBUSY (an acquire is queued on it; nothing is
+ * freed). NULL is accepted (0). Not concurrently with any other call on
+ * @s.
+ */
+WEFT_API int weft_semaphore_free(weft_semaphore *s);
+
+/**
+ * Take @n permits now, or fail: 0, -EAGAIN (fewer than @n available, or
+ * acquires are queued ahead), -EPIPE (closed), -EINVAL (NULL @s).
+ */
+WEFT_API int weft_semaphore_try_acquire(weft_semaphore *s, size_t n);
+
+/**
+ * Give @n permits (back) to @s: to the queued acquires first, in order,
+ * the rest to the pool. Wakes the acquires it completes (after its lock is
+ * released). NULL is accepted.
+ */
+WEFT_API void weft_semaphore_release(weft_semaphore *s, size_t n);
+
+/**
+ * Close @s: every queued acquire completes with -EPIPE, and so will every
+ * later acquire and try_acquire; release still works (permits are counted
+ * but nobody can take them). NULL is accepted.
+ */
+WEFT_API void weft_semaphore_close(weft_semaphore *s);
+
+/** Permits available now (a snapshot). 0 for NULL. */
+WEFT_API size_t weft_semaphore_available(const weft_semaphore *s);
+
+/**
+ * An acquire of permits: a future. Fields are private; the waiter node
+ * inside it is what the semaphore queues, so it must not move from the
+ * first poll until READY or its drop.
+ */
+typedef struct weft_semaphore_acquire {
+	weft_semaphore *_sem;
+	size_t _want;
+	size_t _assigned;
+	unsigned _state;
+	int _result;
+	struct {
+		void *_link[2];
+		weft_waker _waker;
+		bool _queued;
+	} _node;
+} weft_semaphore_acquire;
+
+/**
+ * Prepare @a to take @n permits of @s (0 permits: READY at once). Returns
+ * 0 or -EINVAL (NULL @a or @s). A request larger than the permits that
+ * will ever be free waits until @s is closed.
+ */
+WEFT_API int weft_semaphore_acquire_init(weft_semaphore_acquire *a,
+					 weft_semaphore *s, size_t n);
+
+/**
+ * Poll: READY with *@res (may be NULL) = 0 once the @n permits are the
+ * caller's (give them back with weft_semaphore_release()), or -EPIPE if
+ * @s was closed first (nothing taken). A poll after READY returns READY
+ * with -EALREADY; an unprepared @a, READY with -EINVAL.
+ */
+WEFT_API weft_poll weft_semaphore_acquire_poll(weft_semaphore_acquire *a,
+					       weft_cx *cx, int *res);
+
+/**
+ * Drop the acquire. A queued one leaves the queue, and the permits it had
+ * been given so far go back (to the next waiters first); an acquire that
+ * completed but whose READY was never seen gives its permits back too, so
+ * a dropped acquire never loses a permit. After READY (the permits are
+ * the caller's) it does nothing. Idempotent; NULL is accepted.
+ */
+WEFT_API void weft_semaphore_acquire_drop(weft_semaphore_acquire *a);
+
+/** weft_semaphore_acquire as a generic future: output int (*@res). */
+WEFT_API extern const weft_future_desc weft_semaphore_acquire_desc;
+
 #ifdef __cplusplus
 }
 #endif

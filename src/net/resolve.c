@@ -89,6 +89,12 @@ static void *lookup(void *arg)
 	return NULL;
 }
 
+/* The pool dropped the lookup unrun (shutdown): release its reference. */
+static void lookup_cancel(void *arg)
+{
+	job_unref(arg);
+}
+
 WEFT_API int weft_resolve_init(weft_resolve *r, const char *host,
 			       uint16_t port)
 {
@@ -141,8 +147,8 @@ WEFT_API weft_poll weft_resolve_poll(weft_resolve *r, weft_cx *cx, int *res)
 
 		atomic_fetch_add_explicit(&r->_job->refs, 1,
 					  memory_order_relaxed);
-		int err = weft__sched_spawn_blocking(NULL, lookup, r->_job,
-						     &rx);
+		int err = weft__sched_spawn_blocking(NULL, lookup, lookup_cancel,
+						     r->_job, &rx);
 		if (err) {
 			atomic_fetch_sub_explicit(&r->_job->refs, 1,
 						  memory_order_relaxed);

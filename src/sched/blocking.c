@@ -18,6 +18,7 @@
 struct weft__blocking_job {
 	struct weft__blocking_job *next;
 	void *(*fn)(void *);
+	void (*cancel)(void *);
 	void *arg;
 	weft_oneshot_tx *tx; /* NULL: detached */
 };
@@ -48,9 +49,12 @@ void weft__blocking_init(struct weft__blocking *p, unsigned max,
 	p->closed = false;
 }
 
-static void job_free(struct weft__blocking_job *j)
+/* A job that will never run. */
+static void job_cancel(struct weft__blocking_job *j)
 {
-	weft_oneshot_tx_drop(j->tx); /* never ran: the receiver gets -EPIPE */
+	if (j->cancel)
+		j->cancel(j->arg);
+	weft_oneshot_tx_drop(j->tx); /* the receiver gets -EPIPE */
 	free(j);
 }
 
@@ -155,13 +159,15 @@ static int start_thread(struct weft__blocking *p)
 }
 
 WEFT_API int weft_spawn_blocking(weft_runtime *rt, void *(*fn)(void *arg),
-				 void *arg, weft_oneshot_rx **rx)
+				 void (*cancel)(void *arg), void *arg,
+				 weft_oneshot_rx **rx)
 {
-	return weft__sched_spawn_blocking(rt, fn, arg, rx);
+	return weft__sched_spawn_blocking(rt, fn, cancel, arg, rx);
 }
 
 int weft__sched_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *),
-			       void *arg, struct weft_oneshot_rx **rx)
+			       void (*cancel)(void *), void *arg,
+			       struct weft_oneshot_rx **rx)
 {
 	struct weft__blocking_job *j;
 	weft_oneshot_rx *r = NULL;
@@ -176,6 +182,7 @@ int weft__sched_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *),
 		return -ENOMEM;
 	j->next = NULL;
 	j->fn = fn;
+	j->cancel = cancel;
 	j->arg = arg;
 	j->tx = NULL;
 	if (rx && (err = weft_oneshot_new(sizeof(void *), &j->tx, &r))) {
@@ -216,7 +223,8 @@ int weft__sched_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *),
 fail:
 	pthread_mutex_unlock(&p->lock);
 	weft_oneshot_rx_drop(r);
-	job_free(j);
+	weft_oneshot_tx_drop(j->tx); /* not accepted: no callback runs */
+	free(j);
 	/* pthread_create's EAGAIN, EPERM, EINVAL: no thread to run it. */
 	return err == -ENOMEM || err == -ESHUTDOWN ? err : -EAGAIN;
 }
@@ -234,7 +242,7 @@ void weft__blocking_close(struct weft__blocking *p)
 	while (queued) { /* outside the lock: a drop may wake a task */
 		struct weft__blocking_job *next = queued->next;
 
-		job_free(queued);
+		job_cancel(queued);
 		queued = next;
 	}
 }

@@ -49,7 +49,8 @@ struct weft_oneshot_rx;
  * scheduler (name resolution in net/). Any thread.
  */
 int weft__sched_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *),
-			       void *arg, struct weft_oneshot_rx **rx);
+			       void (*cancel)(void *), void *arg,
+			       struct weft_oneshot_rx **rx);
 
 /* Send a diagnostic to @rt's log callback, if any (caller misuse the task
  * layer detects, such as a join handle dropped twice). Any thread. */

@@ -5,7 +5,8 @@
  * come and go), and foreign threads spawn jobs (kept, dropped or detached
  * receivers) while, in half the rounds, the runtime shuts down under them.
  *
- * Every job runs at most once and never after shutdown returned; once
+ * Every accepted job either runs or is cancelled, exactly once, and never
+ * runs after shutdown returned; once
  * shutdown returns every kept receiver is READY: with the job's own token
  * if it ran, -EPIPE if it was dropped from the queue. Under TSan this
  * checks the pool's lock, condition variables and thread hand-off.
@@ -19,6 +20,8 @@ enum { SPAWNERS = 2, PER_SPAWNER = 300 };
 
 struct token {
 	atomic_int ran;
+	atomic_int cancelled; /* dropped unrun at shutdown */
+	bool accepted;
 	weft_oneshot_rx *rx; /* kept receiver, or NULL */
 };
 
@@ -63,6 +66,14 @@ static void *checked_job(void *arg)
 	return slow_job(arg);
 }
 
+static void token_cancel(void *arg)
+{
+	struct token *t = arg;
+
+	if (atomic_fetch_add(&t->cancelled, 1) != 0)
+		stress_fail("a job cancelled twice");
+}
+
 static void *spawner_main(void *arg)
 {
 	struct spawner *s = arg;
@@ -74,8 +85,8 @@ static void *spawner_main(void *arg)
 		struct token *t = &r->tok[s->id][i];
 		unsigned how = (unsigned)stress_below(&rng, 3);
 		weft_oneshot_rx *rx = NULL;
-		int err = weft_spawn_blocking(r->rt, checked_job, t,
-					      how == 2 ? NULL : &rx);
+		int err = weft_spawn_blocking(r->rt, checked_job, token_cancel,
+					      t, how == 2 ? NULL : &rx);
 
 		if (err == -ESHUTDOWN) {
 			s->refused++;
@@ -84,6 +95,7 @@ static void *spawner_main(void *arg)
 		if (err)
 			stress_fail("weft_spawn_blocking: %d", err);
 		s->spawned++;
+		t->accepted = true;
 		if (how == 1)
 			weft_oneshot_rx_drop(rx); /* abandoned */
 		else
@@ -175,7 +187,13 @@ static void run_round(uint64_t seed, unsigned *ran_total, unsigned *piped)
 		for (int k = 0; k < PER_SPAWNER; k++) {
 			struct token *t = &r.tok[i][k];
 			int ran = atomic_load(&t->ran);
+			int cancelled = atomic_load(&t->cancelled);
 			*ran_total += (unsigned)ran;
+			if (t->accepted && ran + cancelled != 1)
+				stress_fail("job %d/%d: ran %d, cancelled %d",
+					    i, k, ran, cancelled);
+			if (!t->accepted && ran + cancelled)
+				stress_fail("refused job %d/%d ran", i, k);
 			if (!t->rx)
 				continue;
 			int st = 1;

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A FIFO of waiters for the sync primitives (semaphore today; mutex,
+ * notify and channels build on it), after Tokio's intrusive linked list
+ * in sync/batch_semaphore.
+ *
+ * A waiter node lives inside the future that waits (its state never moves
+ * from the first poll on: weft/future.h), so queueing allocates nothing.
+ * Every field of a node and the list is under the owner's lock. The rule
+ * that makes drops safe: a node is touched by the primitive only while it
+ * is queued, and a future's drop dequeues its node under the same lock; so
+ * once the drop has the lock, nothing else will touch the node again.
+ *
+ * Wakers are never run under the lock (a wake may run arbitrary code, or
+ * free the task that holds the node): weft__wakeset collects them while the
+ * lock is held, and weft__wakeset_wake() runs them after the unlock.
+ */
+#ifndef WEFT_SYNC_WAITLIST_H
+#define WEFT_SYNC_WAITLIST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <weft/core.h>
+
+struct weft__waiter {
+	struct weft__waiter *next, *prev;
+	weft_waker waker;
+	bool queued;
+};
+
+struct weft__waitlist {
+	struct weft__waiter *head, *tail;
+};
+
+static inline void weft__waitlist_push(struct weft__waitlist *l,
+				       struct weft__waiter *w)
+{
+	w->next = NULL;
+	w->prev = l->tail;
+	if (l->tail)
+		l->tail->next = w;
+	else
+		l->head = w;
+	l->tail = w;
+	w->queued = true;
+}
+
+static inline void weft__waitlist_remove(struct weft__waitlist *l,
+					 struct weft__waiter *w)
+{
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		l->head = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	else
+		l->tail = w->prev;
+	w->next = w->prev = NULL;
+	w->queued = false;
+}
+
+/*
+ * Store a clone of @waker in @w unless the one there already wakes the same
+ * task; the replaced waker goes to *@old, for the caller to drop after the
+ * unlock.
+ */
+static inline void weft__waiter_set_waker(struct weft__waiter *w,
+					  const weft_waker *waker,
+					  weft_waker *old)
+{
+	*old = WEFT_WAKER_EMPTY;
+	if (weft_waker_will_wake(&w->waker, waker))
+		return;
+	*old = w->waker;
+	w->waker = weft_waker_clone(waker);
+}
+
+/* Wakers taken under a lock, to run after it. */
+#define WEFT__WAKESET_MAX 32
+struct weft__wakeset {
+	unsigned n;
+	weft_waker w[WEFT__WAKESET_MAX];
+};
+
+static inline bool weft__wakeset_full(const struct weft__wakeset *s)
+{
+	return s->n == WEFT__WAKESET_MAX;
+}
+
+/* Under the lock: take @w's waker into @s (which must not be full). */
+static inline void weft__wakeset_take(struct weft__wakeset *s,
+				      struct weft__waiter *w)
+{
+	s->w[s->n++] = w->waker;
+	w->waker = WEFT_WAKER_EMPTY;
+}
+
+/* After the unlock: wake (and release) every collected waker. */
+static inline void weft__wakeset_wake(struct weft__wakeset *s)
+{
+	for (unsigned i = 0; i < s->n; i++)
+		weft_waker_wake(&s->w[i]);
+	s->n = 0;
+}
+
+#endif /* WEFT_SYNC_WAITLIST_H */
