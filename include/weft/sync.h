@@ -170,6 +170,59 @@ WEFT_API void weft_semaphore_acquire_drop(weft_semaphore_acquire *a);
 /** weft_semaphore_acquire as a generic future: output int (*@res). */
 WEFT_API extern const weft_future_desc weft_semaphore_acquire_desc;
 
+/* ------------------------------------------------------------------- mutex */
+
+/**
+ * An async mutex (Tokio's Mutex): a lock held across awaits, handed to
+ * waiters in FIFO order. It is a one-permit weft_semaphore, so it is fair
+ * and cancellation-safe the same way: a dropped lock future never leaves
+ * the mutex locked or a waiter queued. It guards no data of its own: it
+ * orders the tasks that agree to take it. Thread-safe. For a critical
+ * section that never awaits, a plain pthread mutex is cheaper.
+ */
+typedef struct weft_mutex weft_mutex;
+
+/** Create an unlocked mutex. 0, or -EINVAL (NULL @out), -ENOMEM. */
+WEFT_API int weft_mutex_new(weft_mutex **out);
+
+/** Free @m: 0, or -EBUSY (a lock is queued; nothing freed). NULL: 0. */
+WEFT_API int weft_mutex_free(weft_mutex *m);
+
+/** Lock now or fail: 0, -EAGAIN (locked, or waiters queued), -EINVAL. */
+WEFT_API int weft_mutex_try_lock(weft_mutex *m);
+
+/**
+ * Unlock: the next queued lock (FIFO) gets the mutex. 0, or -EPERM (@m is
+ * not locked: nothing changes), -EINVAL (NULL). Any thread may unlock a
+ * mutex its task holds (a lock is not tied to a thread).
+ */
+WEFT_API int weft_mutex_unlock(weft_mutex *m);
+
+/** A lock of a mutex: a future. Private fields; must not move once
+ * polled (see weft_semaphore_acquire). */
+typedef struct weft_mutex_lock {
+	weft_semaphore_acquire _acquire;
+} weft_mutex_lock;
+
+/** Prepare @l to lock @m. 0, or -EINVAL (NULL argument). */
+WEFT_API int weft_mutex_lock_init(weft_mutex_lock *l, weft_mutex *m);
+
+/**
+ * Poll: READY with *@res (may be NULL) = 0 once the caller holds the
+ * mutex (unlock it with weft_mutex_unlock()), -EALREADY after READY,
+ * -EINVAL unprepared.
+ */
+WEFT_API weft_poll weft_mutex_lock_poll(weft_mutex_lock *l, weft_cx *cx,
+					int *res);
+
+/** Drop the lock future: a queued lock leaves the queue; a lock granted
+ * but never seen is unlocked. After READY it does nothing (the caller
+ * holds the mutex). Idempotent; NULL is accepted. */
+WEFT_API void weft_mutex_lock_drop(weft_mutex_lock *l);
+
+/** weft_mutex_lock as a generic future: output int (*@res). */
+WEFT_API extern const weft_future_desc weft_mutex_lock_desc;
+
 #ifdef __cplusplus
 }
 #endif

@@ -17,6 +17,7 @@
 #include <weft/sync.h>
 
 #include "spinlock.h"
+#include "sync/semaphore.h"
 #include "sync/waitlist.h"
 
 struct weft_semaphore {
@@ -93,13 +94,11 @@ static size_t add_sat(size_t a, size_t b)
 	return a + b < a ? SIZE_MAX : a + b;
 }
 
-WEFT_API void weft_semaphore_release(weft_semaphore *s, size_t n)
+/* With s->lock held: hand @n permits out, unlock, wake. */
+static void release_locked(weft_semaphore *s, size_t n)
 {
 	struct weft__wakeset ws = { 0 };
 
-	if (!s || !n)
-		return;
-	weft__spin_lock(&s->lock);
 	for (;;) {
 		struct weft__waiter *w;
 
@@ -128,6 +127,28 @@ WEFT_API void weft_semaphore_release(weft_semaphore *s, size_t n)
 	s->permits = add_sat(s->permits, n);
 	weft__spin_unlock(&s->lock);
 	weft__wakeset_wake(&ws);
+}
+
+WEFT_API void weft_semaphore_release(weft_semaphore *s, size_t n)
+{
+	if (!s || !n)
+		return;
+	weft__spin_lock(&s->lock);
+	release_locked(s, n);
+}
+
+int weft__semaphore_release_held(weft_semaphore *s, size_t n, size_t max)
+{
+	weft__spin_lock(&s->lock);
+	/* Free permits only exist while nobody waits: with @max total, a
+	 * release that would leave more than @max free gives back permits
+	 * nobody took. Checked and done under one lock. */
+	if (s->permits + n > max) {
+		weft__spin_unlock(&s->lock);
+		return -EPERM;
+	}
+	release_locked(s, n);
+	return 0;
 }
 
 WEFT_API void weft_semaphore_close(weft_semaphore *s)
