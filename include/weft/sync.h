@@ -3,6 +3,8 @@
 #ifndef WEFT_SYNC_H
 #define WEFT_SYNC_H
 
+#include <stdint.h>
+
 #include <weft/core.h>
 
 #ifdef __cplusplus
@@ -169,6 +171,70 @@ WEFT_API void weft_semaphore_acquire_drop(weft_semaphore_acquire *a);
 
 /** weft_semaphore_acquire as a generic future: output int (*@res). */
 WEFT_API extern const weft_future_desc weft_semaphore_acquire_desc;
+
+/* ------------------------------------------------------------------ notify */
+
+/**
+ * Notify (Tokio's Notify): wake one waiting task, or all of them, without
+ * data. notify_one with nobody waiting stores one permit, taken by the
+ * next wait, so a notification sent just before a task starts waiting is
+ * not lost. Waiters are woken in FIFO order. Thread-safe.
+ */
+typedef struct weft_notify weft_notify;
+
+/** Create one. 0, or -EINVAL (NULL @out), -ENOMEM. */
+WEFT_API int weft_notify_new(weft_notify **out);
+
+/** Free @n: 0, or -EBUSY (a wait is queued; nothing freed). NULL: 0. */
+WEFT_API int weft_notify_free(weft_notify *n);
+
+/**
+ * Wake the first queued wait; with none queued, store one permit (several
+ * calls store one, not several). NULL is accepted.
+ */
+WEFT_API void weft_notify_one(weft_notify *n);
+
+/**
+ * Wake every wait prepared before this call (queued or not yet polled);
+ * stores no permit, so later waits wait. NULL is accepted.
+ */
+WEFT_API void weft_notify_waiters(weft_notify *n);
+
+/** A wait for a notification: a future. Private fields; must not move
+ * once polled. */
+typedef struct weft_notified {
+	weft_notify *_n;
+	uint64_t _seq;
+	unsigned _state;
+	unsigned _how;
+	struct {
+		void *_link[2];
+		weft_waker _waker;
+		bool _queued;
+	} _node;
+} weft_notified;
+
+/** Prepare @w to wait on @n (notify_waiters from now on reaches it). 0,
+ * or -EINVAL (NULL argument). */
+WEFT_API int weft_notified_init(weft_notified *w, weft_notify *n);
+
+/**
+ * Poll: READY with *@res (may be NULL) = 0 once notified (or a stored
+ * permit was taken), -EALREADY after READY, -EINVAL unprepared.
+ */
+WEFT_API weft_poll weft_notified_poll(weft_notified *w, weft_cx *cx,
+				      int *res);
+
+/**
+ * Drop the wait. A queued one leaves the queue. One that a notify_one
+ * chose but that never saw it passes the notification on (to the next
+ * wait, or as the stored permit), so dropping a wait never loses a
+ * notify_one. Idempotent; NULL is accepted.
+ */
+WEFT_API void weft_notified_drop(weft_notified *w);
+
+/** weft_notified as a generic future: output int (*@res). */
+WEFT_API extern const weft_future_desc weft_notified_desc;
 
 /* ------------------------------------------------------------------- mutex */
 

@@ -14,9 +14,11 @@
  * Shutdown, in two steps around the runtime's own (sched/runtime.c):
  * close first (new jobs: -ESHUTDOWN; queued jobs are dropped, so their
  * receivers get -EPIPE; idle threads leave), and once the workers have
- * stopped, wait until no thread is live and join them all. Waiting only
- * after the tasks are cancelled means a job that block_ons a task cannot
- * hold shutdown up.
+ * stopped, but before the rings are torn down, wait until no thread is
+ * live and join them all. Waiting only after the tasks are cancelled means
+ * a job that block_ons a task cannot hold shutdown up; waiting before the
+ * rings go means a job's last wake (an unpark through an eventfd) never
+ * meets a closed fd (TSan caught that in examples/blocking).
  */
 #ifndef WEFT_SCHED_BLOCKING_H
 #define WEFT_SCHED_BLOCKING_H

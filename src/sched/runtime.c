@@ -18,10 +18,13 @@
  *   4. a worker exits once the owned list is empty, its ring has no op or
  *      cancel in flight and its inbox is empty (closing before setting the
  *      flag means the owned count can only fall once workers look at it);
- *   5. join the workers, then tear down the rings and queues;
+ *   5. join the workers;
  *   6. wait for the blocking jobs still running and join the pool's
- *      threads (sched/blocking.h: after the tasks are gone, so a job
- *      waiting on a task cannot hold this up).
+ *      threads (sched/blocking.h): after the tasks are gone, so a job
+ *      waiting on a task cannot hold this up, and before the rings and
+ *      queues are torn down, because a job's result wakes its task (a
+ *      push to the injector and an unpark through a worker's eventfd);
+ *   7. tear down the rings and queues.
  */
 #include <errno.h>
 #include <signal.h>
@@ -274,12 +277,14 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
 	weft__idle_unpark_all(rt);
 	for (unsigned i = 0; i < rt->nworkers; i++)
 		pthread_join(rt->workers[i].thread, NULL);
+	/* Before the rings go: a job that returns now still wakes its
+	 * task, which queues it and unparks a worker through its ring. */
+	weft__blocking_shutdown(&rt->blocking);
 	for (unsigned i = 0; i < rt->nworkers; i++) {
 		weft__driver_exit(&rt->workers[i].driver);
 		weft__timers_exit(&rt->workers[i].timers);
 	}
 	drain_queues(rt);
-	weft__blocking_shutdown(&rt->blocking);
 	rt->shut_down = true;
 	pthread_mutex_unlock(&rt->shutdown_lock);
 	return 0;
