@@ -289,6 +289,71 @@ WEFT_API void weft_mutex_lock_drop(weft_mutex_lock *l);
 /** weft_mutex_lock as a generic future: output int (*@res). */
 WEFT_API extern const weft_future_desc weft_mutex_lock_desc;
 
+/* ------------------------------------------------------------------ rwlock */
+
+/** Readers a weft_rwlock admits at once. */
+#define WEFT_RWLOCK_MAX_READERS ((size_t)1 << 24)
+
+/**
+ * An async reader-writer lock (Tokio's RwLock): many readers or one
+ * writer, held across awaits, in FIFO order: a waiting writer is not
+ * starved by a stream of readers (readers that come after it wait behind
+ * it). Built like Tokio's, on a semaphore of WEFT_RWLOCK_MAX_READERS
+ * permits: a read takes one, a write takes them all; it inherits the
+ * semaphore's cancellation safety. Thread-safe.
+ */
+typedef struct weft_rwlock weft_rwlock;
+
+/** Create one. 0, or -EINVAL (NULL @out), -ENOMEM. */
+WEFT_API int weft_rwlock_new(weft_rwlock **out);
+
+/** Free @l: 0, or -EBUSY (a lock is queued; nothing freed). NULL: 0. */
+WEFT_API int weft_rwlock_free(weft_rwlock *l);
+
+/** Take a read lock now: 0, -EAGAIN (a writer holds it or waits), -EINVAL. */
+WEFT_API int weft_rwlock_try_read(weft_rwlock *l);
+
+/** Take the write lock now: 0, -EAGAIN (held, or waiters queued), -EINVAL. */
+WEFT_API int weft_rwlock_try_write(weft_rwlock *l);
+
+/**
+ * Release a read lock: 0, -EINVAL, or -EPERM when nothing at all is
+ * locked (nothing changes). Unlocks are checked against the free permits
+ * only: a read unlock while a writer holds the lock, or a write unlock
+ * while only readers do, is a caller bug this does not always catch.
+ */
+WEFT_API int weft_rwlock_read_unlock(weft_rwlock *l);
+
+/** Release the write lock: 0, -EINVAL, or -EPERM when it is not held by
+ * anyone in full (nothing changes); see weft_rwlock_read_unlock(). */
+WEFT_API int weft_rwlock_write_unlock(weft_rwlock *l);
+
+/** A read or write lock of a weft_rwlock: a future. Private fields. */
+typedef struct weft_rwlock_lock {
+	weft_semaphore_acquire _acquire;
+} weft_rwlock_lock;
+
+/** Prepare @k to take a read lock of @l. 0 or -EINVAL. */
+WEFT_API int weft_rwlock_read_init(weft_rwlock_lock *k, weft_rwlock *l);
+
+/** Prepare @k to take the write lock of @l. 0 or -EINVAL. */
+WEFT_API int weft_rwlock_write_init(weft_rwlock_lock *k, weft_rwlock *l);
+
+/**
+ * Poll: READY with *@res (may be NULL) = 0 once the lock is held (release
+ * it with the matching unlock), -EALREADY after READY, -EINVAL
+ * unprepared.
+ */
+WEFT_API weft_poll weft_rwlock_lock_poll(weft_rwlock_lock *k, weft_cx *cx,
+					 int *res);
+
+/** Drop: as weft_semaphore_acquire_drop (a queued lock leaves the queue;
+ * one granted but never seen is released). NULL is accepted. */
+WEFT_API void weft_rwlock_lock_drop(weft_rwlock_lock *k);
+
+/** weft_rwlock_lock as a generic future: output int (*@res). */
+WEFT_API extern const weft_future_desc weft_rwlock_lock_desc;
+
 #ifdef __cplusplus
 }
 #endif
