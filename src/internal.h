@@ -8,11 +8,31 @@
 
 #include "config.h"
 
+#include <weft/core.h>
+
 #define weft__container_of(ptr, type, member) \
 	((type *)((char *)(ptr) - offsetof(type, member)))
 
 #define weft__likely(x) __builtin_expect(!!(x), 1)
 #define weft__unlikely(x) __builtin_expect(!!(x), 0)
+
+/*
+ * A future's waker slot (op records, oneshot, timers, waiter lists): store
+ * a clone of @w in *@slot unless the one there already wakes the same
+ * target. Returns the waker it replaced (empty if none), which the caller
+ * drops after releasing any lock: a drop may free a task.
+ */
+static inline weft_waker weft__waker_store(weft_waker *slot,
+					   const weft_waker *w)
+{
+	weft_waker old = WEFT_WAKER_EMPTY;
+
+	if (!weft_waker_will_wake(slot, w)) {
+		old = *slot;
+		*slot = weft_waker_clone(w);
+	}
+	return old;
+}
 
 #define WEFT__CACHELINE 64
 #define weft__cacheline_aligned __attribute__((aligned(WEFT__CACHELINE)))

@@ -247,10 +247,7 @@ WEFT_API weft_poll weft_io_poll(weft_io *io, weft_cx *cx, int64_t *res)
 	weft_waker old = WEFT_WAKER_EMPTY;
 	weft__spin_lock(&op->lock);
 	if (!op->done) {
-		if (!weft_waker_will_wake(&op->waker, cx->waker)) {
-			old = op->waker;
-			op->waker = weft_waker_clone(cx->waker);
-		}
+		old = weft__waker_store(&op->waker, cx->waker);
 		weft__spin_unlock(&op->lock);
 		/* Dropping may free a task: not under the spinlock. */
 		weft_waker_drop(&old);

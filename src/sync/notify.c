@@ -177,7 +177,7 @@ WEFT_API weft_poll weft_notified_poll(weft_notified *w, weft_cx *cx,
 		weft__spin_unlock(&n->lock);
 		return ready(w, res);
 	}
-	weft__waiter_set_waker(node, cx->waker, &old);
+	old = weft__waker_store(&node->waker, cx->waker);
 	weft__spin_unlock(&n->lock);
 	weft_waker_drop(&old);
 	return WEFT_PENDING;

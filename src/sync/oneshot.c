@@ -114,10 +114,7 @@ WEFT_API weft_poll weft_oneshot_recv_poll(weft_oneshot_rx *rx, weft_cx *cx,
 	}
 	weft__spin_lock(&c->lock);
 	if (!c->tx_closed) {
-		if (!weft_waker_will_wake(&c->rx_waker, cx->waker)) {
-			old = c->rx_waker;
-			c->rx_waker = weft_waker_clone(cx->waker);
-		}
+		old = weft__waker_store(&c->rx_waker, cx->waker);
 		weft__spin_unlock(&c->lock);
 		weft_waker_drop(&old);
 		return WEFT_PENDING;

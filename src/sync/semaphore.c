@@ -255,7 +255,7 @@ WEFT_API weft_poll weft_semaphore_acquire_poll(weft_semaphore_acquire *a,
 		weft__spin_unlock(&s->lock);
 		return ready(a, res, r);
 	}
-	weft__waiter_set_waker(w, cx->waker, &old);
+	old = weft__waker_store(&w->waker, cx->waker);
 	weft__spin_unlock(&s->lock);
 	weft_waker_drop(&old); /* may free a task: not under the lock */
 	return WEFT_PENDING;

@@ -23,6 +23,8 @@
 
 #include <weft/core.h>
 
+#include "internal.h"
+
 struct weft__waiter {
 	struct weft__waiter *next, *prev;
 	weft_waker waker;
@@ -59,22 +61,6 @@ static inline void weft__waitlist_remove(struct weft__waitlist *l,
 		l->tail = w->prev;
 	w->next = w->prev = NULL;
 	w->queued = false;
-}
-
-/*
- * Store a clone of @waker in @w unless the one there already wakes the same
- * task; the replaced waker goes to *@old, for the caller to drop after the
- * unlock.
- */
-static inline void weft__waiter_set_waker(struct weft__waiter *w,
-					  const weft_waker *waker,
-					  weft_waker *old)
-{
-	*old = WEFT_WAKER_EMPTY;
-	if (weft_waker_will_wake(&w->waker, waker))
-		return;
-	*old = w->waker;
-	w->waker = weft_waker_clone(waker);
 }
 
 /* Wakers taken under a lock, to run after it. */

@@ -154,19 +154,14 @@ bool weft__timer_poll(struct weft__timers *owner, struct weft__timer *tm,
 		/* Only this thread writes the timer now (timers.h). */
 		if (tm->fired)
 			return true;
-		if (!weft_waker_will_wake(&tm->waker, waker)) {
-			old = tm->waker;
-			tm->waker = weft_waker_clone(waker);
-		}
+		old = weft__waker_store(&tm->waker, waker);
 		weft_waker_drop(&old);
 		return false;
 	}
 	weft__spin_lock(&tm->lock);
 	fired = tm->fired;
-	if (!fired && !weft_waker_will_wake(&tm->waker, waker)) {
-		old = tm->waker;
-		tm->waker = weft_waker_clone(waker);
-	}
+	if (!fired)
+		old = weft__waker_store(&tm->waker, waker);
 	weft__spin_unlock(&tm->lock);
 	/* Dropping may free a task: not under the spinlock. */
 	weft_waker_drop(&old);
