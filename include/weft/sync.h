@@ -77,6 +77,14 @@ typedef struct weft_oneshot_recv {
 /** The descriptor of weft_oneshot_recv. */
 WEFT_API extern const weft_future_desc weft_oneshot_recv_desc;
 
+/* The waiter node a wait future embeds (src/sync/waitlist.h, asserted to
+ * match): private. */
+typedef struct weft__wait_node {
+	void *_link[2];
+	weft_waker _waker;
+	bool _queued;
+} weft__wait_node;
+
 /* --------------------------------------------------------------- semaphore */
 
 /**
@@ -136,11 +144,7 @@ typedef struct weft_semaphore_acquire {
 	size_t _assigned;
 	unsigned _state;
 	int _result;
-	struct {
-		void *_link[2];
-		weft_waker _waker;
-		bool _queued;
-	} _node;
+	weft__wait_node _node;
 } weft_semaphore_acquire;
 
 /**
@@ -207,11 +211,7 @@ typedef struct weft_notified {
 	uint64_t _seq;
 	unsigned _state;
 	unsigned _how;
-	struct {
-		void *_link[2];
-		weft_waker _waker;
-		bool _queued;
-	} _node;
+	weft__wait_node _node;
 } weft_notified;
 
 /** Prepare @w to wait on @n (notify_waiters from now on reaches it). 0,

@@ -27,10 +27,6 @@ struct weft_notify {
 enum { W_IDLE = 1, W_WAITING, W_DONE };
 enum { HOW_NONE, HOW_ONE, HOW_ALL }; /* how a queued wait was woken */
 
-_Static_assert(sizeof(((weft_notified *)0)->_node) ==
-		       sizeof(struct weft__waiter),
-	       "the public node matches struct weft__waiter");
-
 static struct weft__waiter *node_of(weft_notified *w)
 {
 	return (struct weft__waiter *)(void *)&w->_node;
@@ -38,8 +34,7 @@ static struct weft__waiter *node_of(weft_notified *w)
 
 static weft_notified *wait_of(struct weft__waiter *node)
 {
-	return (weft_notified *)(void *)((char *)node -
-					 offsetof(weft_notified, _node));
+	return weft__container_of((void *)node, weft_notified, _node);
 }
 
 WEFT_API int weft_notify_new(weft_notify **out)

@@ -29,10 +29,6 @@ struct weft_semaphore {
 
 enum { A_IDLE = 1, A_WAITING, A_DONE };
 
-_Static_assert(sizeof(((weft_semaphore_acquire *)0)->_node) ==
-		       sizeof(struct weft__waiter),
-	       "the public node matches struct weft__waiter");
-
 static struct weft__waiter *node_of(weft_semaphore_acquire *a)
 {
 	return (struct weft__waiter *)(void *)&a->_node;
@@ -40,8 +36,7 @@ static struct weft__waiter *node_of(weft_semaphore_acquire *a)
 
 static weft_semaphore_acquire *acquire_of(struct weft__waiter *w)
 {
-	return (weft_semaphore_acquire *)(void *)((char *)w -
-		offsetof(weft_semaphore_acquire, _node));
+	return weft__container_of((void *)w, weft_semaphore_acquire, _node);
 }
 
 WEFT_API int weft_semaphore_new(size_t permits, weft_semaphore **out)

@@ -22,6 +22,7 @@
 #include <stddef.h>
 
 #include <weft/core.h>
+#include <weft/sync.h>
 
 #include "internal.h"
 
@@ -30,6 +31,12 @@ struct weft__waiter {
 	weft_waker waker;
 	bool queued;
 };
+
+/* The public weft__wait_node (weft/sync.h) is this struct. */
+_Static_assert(sizeof(weft__wait_node) == sizeof(struct weft__waiter) &&
+		       _Alignof(weft__wait_node) ==
+			       _Alignof(struct weft__waiter),
+	       "weft__wait_node matches struct weft__waiter");
 
 struct weft__waitlist {
 	struct weft__waiter *head, *tail;

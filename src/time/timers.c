@@ -53,8 +53,8 @@ static void drain_inbox(struct weft__timers *t)
 
 	while (e) {
 		ck_stack_entry_t *next = e->next;
-		struct weft__timer *tm = (struct weft__timer *)(
-			(char *)e - offsetof(struct weft__timer, inbox_entry));
+		struct weft__timer *tm =
+			weft__container_of(e, struct weft__timer, inbox_entry);
 
 		/* The releaser took the waker; fired or not, it is ours. */
 		if (tm->node.pprev)
