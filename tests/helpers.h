@@ -406,6 +406,35 @@ static WT_UNUSED void wt_parker_release(struct wt_parker *p)
 }
 
 /*
+ * A context for polling futures by hand from the test thread, whose waker
+ * counts its wakes (wt_probe_wakes). wt_probe_fini releases both
+ * references.
+ */
+struct wt_probe {
+	struct wt_parker *p;
+	weft_waker w;
+	weft_cx cx;
+};
+
+static WT_UNUSED void wt_probe_init(struct wt_probe *pr)
+{
+	pr->p = wt_parker_new();
+	pr->w = wt_parker_waker(pr->p);
+	weft_cx_init(&pr->cx, &pr->w);
+}
+
+static WT_UNUSED int wt_probe_wakes(struct wt_probe *pr)
+{
+	return atomic_load(&pr->p->wakes);
+}
+
+static WT_UNUSED void wt_probe_fini(struct wt_probe *pr)
+{
+	weft_waker_drop(&pr->w);
+	wt_parker_release(pr->p);
+}
+
+/*
  * Wait until woken (consuming the notification) for at most @ms ms.
  * Returns false on timeout.
  */

@@ -28,16 +28,12 @@ WT_TEST(mutex, try_lock_unlock)
 
 struct hand {
 	weft_mutex_lock l;
-	struct wt_parker *p;
-	weft_waker w;
-	weft_cx cx;
+	struct wt_probe pr;
 };
 
 static void hand_init(struct hand *h, weft_mutex *m)
 {
-	h->p = wt_parker_new();
-	h->w = wt_parker_waker(h->p);
-	weft_cx_init(&h->cx, &h->w);
+	wt_probe_init(&h->pr);
 	cr_assert_eq(weft_mutex_lock_init(&h->l, m), 0);
 }
 
@@ -46,7 +42,7 @@ static int hand_poll(struct hand *h)
 {
 	int r = 1;
 
-	if (weft_mutex_lock_poll(&h->l, &h->cx, &r) == WEFT_PENDING)
+	if (weft_mutex_lock_poll(&h->l, &h->pr.cx, &r) == WEFT_PENDING)
 		return 1;
 	return r;
 }
@@ -54,8 +50,7 @@ static int hand_poll(struct hand *h)
 static void hand_fini(struct hand *h)
 {
 	weft_mutex_lock_drop(&h->l);
-	weft_waker_drop(&h->w);
-	wt_parker_release(h->p);
+	wt_probe_fini(&h->pr);
 }
 
 WT_TEST(mutex, fifo_hand_off)
@@ -71,8 +66,8 @@ WT_TEST(mutex, fifo_hand_off)
 	cr_expect_eq(hand_poll(&c), 1);
 	cr_expect_eq(weft_mutex_try_lock(m), -EAGAIN, "jumped the queue");
 	cr_expect_eq(weft_mutex_unlock(m), 0);
-	cr_expect_eq(atomic_load(&b.p->wakes), 1, "B, first in line");
-	cr_expect_eq(atomic_load(&c.p->wakes), 0);
+	cr_expect_eq(wt_probe_wakes(&b.pr), 1, "B, first in line");
+	cr_expect_eq(wt_probe_wakes(&c.pr), 0);
 	cr_expect_eq(hand_poll(&c), 1);
 	cr_expect_eq(hand_poll(&b), 0);
 	cr_expect_eq(weft_mutex_unlock(m), 0);
@@ -99,7 +94,7 @@ WT_TEST(mutex, dropped_locks_leave_it_unlocked)
 	cr_expect_eq(weft_mutex_free(m), -EBUSY);
 	hand_fini(&b); /* queued: leaves the queue */
 	cr_expect_eq(weft_mutex_unlock(m), 0); /* goes to C */
-	cr_expect_eq(atomic_load(&c.p->wakes), 1);
+	cr_expect_eq(wt_probe_wakes(&c.pr), 1);
 	hand_fini(&c); /* granted, never seen: unlocks */
 	cr_expect_eq(weft_mutex_try_lock(m), 0, "left locked");
 	cr_expect_eq(weft_mutex_unlock(m), 0);

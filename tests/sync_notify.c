@@ -10,16 +10,12 @@
 
 struct hand {
 	weft_notified w;
-	struct wt_parker *p;
-	weft_waker wk;
-	weft_cx cx;
+	struct wt_probe pr;
 };
 
 static void hand_init(struct hand *h, weft_notify *n)
 {
-	h->p = wt_parker_new();
-	h->wk = wt_parker_waker(h->p);
-	weft_cx_init(&h->cx, &h->wk);
+	wt_probe_init(&h->pr);
 	cr_assert_eq(weft_notified_init(&h->w, n), 0);
 }
 
@@ -28,21 +24,20 @@ static int hand_poll(struct hand *h)
 {
 	int r = 1;
 
-	if (weft_notified_poll(&h->w, &h->cx, &r) == WEFT_PENDING)
+	if (weft_notified_poll(&h->w, &h->pr.cx, &r) == WEFT_PENDING)
 		return 1;
 	return r;
 }
 
 static int hand_wakes(struct hand *h)
 {
-	return atomic_load(&h->p->wakes);
+	return wt_probe_wakes(&h->pr);
 }
 
 static void hand_fini(struct hand *h)
 {
 	weft_notified_drop(&h->w);
-	weft_waker_drop(&h->wk);
-	wt_parker_release(h->p);
+	wt_probe_fini(&h->pr);
 }
 
 WT_TEST(notify, one_permit_however_many_notifies)

@@ -9,16 +9,12 @@
 
 struct hand {
 	weft_rwlock_lock k;
-	struct wt_parker *p;
-	weft_waker w;
-	weft_cx cx;
+	struct wt_probe pr;
 };
 
 static void hand_init(struct hand *h, weft_rwlock *l, bool write)
 {
-	h->p = wt_parker_new();
-	h->w = wt_parker_waker(h->p);
-	weft_cx_init(&h->cx, &h->w);
+	wt_probe_init(&h->pr);
 	cr_assert_eq(write ? weft_rwlock_write_init(&h->k, l)
 			   : weft_rwlock_read_init(&h->k, l), 0);
 }
@@ -28,7 +24,7 @@ static int hand_poll(struct hand *h)
 {
 	int r = 1;
 
-	if (weft_rwlock_lock_poll(&h->k, &h->cx, &r) == WEFT_PENDING)
+	if (weft_rwlock_lock_poll(&h->k, &h->pr.cx, &r) == WEFT_PENDING)
 		return 1;
 	return r;
 }
@@ -36,8 +32,7 @@ static int hand_poll(struct hand *h)
 static void hand_fini(struct hand *h)
 {
 	weft_rwlock_lock_drop(&h->k);
-	weft_waker_drop(&h->w);
-	wt_parker_release(h->p);
+	wt_probe_fini(&h->pr);
 }
 
 WT_TEST(rwlock, readers_share_writer_excludes)
@@ -74,7 +69,7 @@ WT_TEST(rwlock, waiting_writer_not_starved)
 	cr_expect_eq(hand_poll(&r2), 1, "a later reader jumped the writer");
 	cr_expect_eq(weft_rwlock_try_read(l), -EAGAIN);
 	cr_expect_eq(weft_rwlock_read_unlock(l), 0); /* reader 1 leaves */
-	cr_expect_eq(atomic_load(&w.p->wakes), 1);
+	cr_expect_eq(wt_probe_wakes(&w.pr), 1);
 	cr_expect_eq(hand_poll(&w), 0, "the writer");
 	cr_expect_eq(hand_poll(&r2), 1);
 	cr_expect_eq(weft_rwlock_write_unlock(l), 0);

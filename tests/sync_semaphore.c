@@ -32,16 +32,12 @@ WT_TEST(semaphore, try_acquire_release_close)
 /* Acquires polled by hand from this thread with a counting waker. */
 struct hand {
 	weft_semaphore_acquire a;
-	struct wt_parker *p;
-	weft_waker w;
-	weft_cx cx;
+	struct wt_probe pr;
 };
 
 static void hand_init(struct hand *h, weft_semaphore *s, size_t n)
 {
-	h->p = wt_parker_new();
-	h->w = wt_parker_waker(h->p);
-	weft_cx_init(&h->cx, &h->w);
+	wt_probe_init(&h->pr);
 	cr_assert_eq(weft_semaphore_acquire_init(&h->a, s, n), 0);
 }
 
@@ -49,21 +45,20 @@ static int hand_poll(struct hand *h)
 {
 	int r = 1;
 
-	if (weft_semaphore_acquire_poll(&h->a, &h->cx, &r) == WEFT_PENDING)
+	if (weft_semaphore_acquire_poll(&h->a, &h->pr.cx, &r) == WEFT_PENDING)
 		return 1; /* pending */
 	return r;
 }
 
 static int hand_wakes(struct hand *h)
 {
-	return atomic_load(&h->p->wakes);
+	return wt_probe_wakes(&h->pr);
 }
 
 static void hand_fini(struct hand *h)
 {
 	weft_semaphore_acquire_drop(&h->a);
-	weft_waker_drop(&h->w);
-	wt_parker_release(h->p);
+	wt_probe_fini(&h->pr);
 }
 
 WT_TEST(semaphore, fifo_and_partial_assignment)
