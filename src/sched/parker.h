@@ -23,4 +23,15 @@ weft_waker weft__parker_waker(struct weft__parker *p);
  * pending). Only the thread that owns the parker waits. */
 void weft__parker_wait(struct weft__parker *p);
 
+/*
+ * Poll the future @state (descriptor @desc, output to @out) on the calling
+ * thread until READY, sleeping on a parker between polls; then its drop
+ * runs. For the blocking calls of channels and sync primitives from plain
+ * threads (futures that need no worker: no ring op, no timer). Returns 0,
+ * -EDEADLK on a worker thread of any runtime (blocking a worker would stall
+ * its queue and could deadlock; nothing was polled), or -ENOMEM (nothing
+ * was polled; the caller still owns @state undropped).
+ */
+int weft__block_poll(const weft_future_desc *desc, void *state, void *out);
+
 #endif /* WEFT_SCHED_PARKER_H */
