@@ -81,7 +81,7 @@ static void one_locked(weft_notify *n, struct weft__wakeset *ws)
 
 WEFT_API void weft_notify_one(weft_notify *n)
 {
-	struct weft__wakeset ws = { 0 };
+	WEFT__WAKESET_DECL(ws);
 
 	if (!n)
 		return;
@@ -93,7 +93,7 @@ WEFT_API void weft_notify_one(weft_notify *n)
 
 WEFT_API void weft_notify_waiters(weft_notify *n)
 {
-	struct weft__wakeset ws = { 0 };
+	WEFT__WAKESET_DECL(ws);
 	struct weft__waiter *node;
 
 	if (!n)
@@ -180,7 +180,7 @@ WEFT_API weft_poll weft_notified_poll(weft_notified *w, weft_cx *cx,
 
 WEFT_API void weft_notified_drop(weft_notified *w)
 {
-	struct weft__wakeset ws = { 0 };
+	WEFT__WAKESET_DECL(ws);
 
 	if (!w || w->_state != W_WAITING) {
 		if (w && w->_state)

@@ -92,7 +92,7 @@ static size_t add_sat(size_t a, size_t b)
 /* With s->lock held: hand @n permits out, unlock, wake. */
 static void release_locked(weft_semaphore *s, size_t n)
 {
-	struct weft__wakeset ws = { 0 };
+	WEFT__WAKESET_DECL(ws);
 
 	for (;;) {
 		struct weft__waiter *w;
@@ -148,7 +148,7 @@ int weft__semaphore_release_held(weft_semaphore *s, size_t n, size_t max)
 
 WEFT_API void weft_semaphore_close(weft_semaphore *s)
 {
-	struct weft__wakeset ws = { 0 };
+	WEFT__WAKESET_DECL(ws);
 	struct weft__waiter *w;
 
 	if (!s)
