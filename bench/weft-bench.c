@@ -1080,6 +1080,218 @@ static void sleep_rss_in_child(unsigned workers, struct sleep_rss_result *r)
 	fflush(stdout);
 }
 
+
+/* ------------------------------------------------ channels and mutex */
+
+/*
+ * mpsc_{bounded,unbounded}_{1,4}p: P producer tasks send MPSC_MSGS u64s
+ * in all into one channel (bounded: capacity MPSC_CAP); the root task is
+ * the consumer and receives until every producer dropped its sender.
+ * mutex_uncontended: one task locks and unlocks MUTEX_OPS times;
+ * mutex_contended: MUTEX_TASKS tasks share MUTEX_OPS lock/unlock pairs on
+ * one mutex. Tokio's benches/sync_mpsc.rs and sync_mutex.rs, sized alike
+ * in bench/tokio.
+ */
+#define MPSC_MSGS 100000
+#define MPSC_CAP 1024
+#define MUTEX_OPS 100000
+#define MUTEX_TASKS 4
+
+struct producer {
+	weft_mpsc_tx *tx;
+	uint64_t next, end, value;
+	bool sending;
+	weft_mpsc_send send;
+};
+
+static weft_poll producer_poll(void *self, weft_cx *cx, void *out)
+{
+	struct producer *p = self;
+	int res;
+
+	(void)out;
+	for (;;) {
+		if (!p->sending) {
+			if (p->next == p->end)
+				break;
+			p->value = p->next;
+			check(weft_mpsc_send_init(&p->send, p->tx, &p->value),
+			      "weft_mpsc_send_init");
+			p->sending = true;
+		}
+		if (weft_mpsc_send_poll(&p->send, cx, &res) == WEFT_PENDING)
+			return WEFT_PENDING;
+		weft_mpsc_send_drop(&p->send);
+		check(res, "mpsc send");
+		p->sending = false;
+		p->next++;
+	}
+	weft_mpsc_tx_drop(p->tx);
+	p->tx = NULL;
+	return WEFT_READY;
+}
+
+static void producer_drop(void *self)
+{
+	struct producer *p = self;
+
+	if (p->sending)
+		weft_mpsc_send_drop(&p->send);
+	weft_mpsc_tx_drop(p->tx);
+}
+
+static const weft_future_desc producer_desc = {
+	.poll = producer_poll,
+	.drop = producer_drop,
+	.size = sizeof(struct producer),
+};
+
+struct mpsc_root {
+	size_t capacity;
+	unsigned producers;
+	bool started, receiving;
+	weft_mpsc_rx *rx;
+	weft_mpsc_recv recv;
+	uint64_t value, got, sum;
+};
+
+static weft_poll mpsc_root_poll(void *self, weft_cx *cx, void *out)
+{
+	struct mpsc_root *r = self;
+	int res;
+
+	(void)out;
+	if (!r->started) {
+		weft_mpsc_config cfg = { .value_size = sizeof(uint64_t),
+					 .capacity = r->capacity };
+		weft_mpsc_tx *tx;
+		uint64_t per = MPSC_MSGS / r->producers;
+
+		check(weft_mpsc_new(&cfg, &tx, &r->rx), "weft_mpsc_new");
+		for (unsigned i = 0; i < r->producers; i++) {
+			struct producer p = { .next = i * per,
+					      .end = (i + 1) * per };
+
+			if (i + 1 < r->producers)
+				check(weft_mpsc_tx_clone(tx, &p.tx),
+				      "weft_mpsc_tx_clone");
+			else
+				p.tx = tx;
+			check(weft_spawn(NULL, &producer_desc, &p, NULL),
+			      "weft_spawn");
+		}
+		r->started = true;
+	}
+	for (;;) {
+		if (!r->receiving) {
+			check(weft_mpsc_recv_init(&r->recv, r->rx, &r->value),
+			      "weft_mpsc_recv_init");
+			r->receiving = true;
+		}
+		if (weft_mpsc_recv_poll(&r->recv, cx, &res) == WEFT_PENDING)
+			return WEFT_PENDING;
+		weft_mpsc_recv_drop(&r->recv);
+		r->receiving = false;
+		if (res == -EPIPE)
+			break;
+		check(res, "mpsc recv");
+		r->got++;
+		r->sum += r->value;
+	}
+	weft_mpsc_rx_drop(r->rx);
+	r->rx = NULL;
+	if (r->got != MPSC_MSGS ||
+	    r->sum != (uint64_t)MPSC_MSGS * (MPSC_MSGS - 1) / 2) {
+		fprintf(stderr, "weft-bench: mpsc lost values (%lu)\n",
+			(unsigned long)r->got);
+		exit(1);
+	}
+	return WEFT_READY;
+}
+
+static const weft_future_desc mpsc_root_desc = {
+	.poll = mpsc_root_poll,
+	.size = sizeof(struct mpsc_root),
+};
+
+static void mpsc_run(weft_runtime *rt, size_t capacity, unsigned producers)
+{
+	struct mpsc_root r = { .capacity = capacity,
+			       .producers = producers };
+
+	check(weft_block_on(rt, &mpsc_root_desc, &r, NULL), "weft_block_on");
+}
+
+static void mpsc_bounded_1p(weft_runtime *rt) { mpsc_run(rt, MPSC_CAP, 1); }
+static void mpsc_bounded_4p(weft_runtime *rt) { mpsc_run(rt, MPSC_CAP, 4); }
+static void mpsc_unbounded_1p(weft_runtime *rt) { mpsc_run(rt, 0, 1); }
+static void mpsc_unbounded_4p(weft_runtime *rt) { mpsc_run(rt, 0, 4); }
+
+struct locker {
+	weft_mutex *m;
+	uint64_t *counter;
+	unsigned left;
+	bool locking;
+	weft_mutex_lock lock;
+	struct latch *done;
+};
+
+static weft_poll locker_poll(void *self, weft_cx *cx, void *out)
+{
+	struct locker *l = self;
+	int res;
+
+	(void)out;
+	while (l->left) {
+		if (!l->locking) {
+			check(weft_mutex_lock_init(&l->lock, l->m),
+			      "weft_mutex_lock_init");
+			l->locking = true;
+		}
+		if (weft_mutex_lock_poll(&l->lock, cx, &res) == WEFT_PENDING)
+			return WEFT_PENDING;
+		weft_mutex_lock_drop(&l->lock);
+		l->locking = false;
+		check(res, "mutex lock");
+		(*l->counter)++;
+		check(weft_mutex_unlock(l->m), "weft_mutex_unlock");
+		l->left--;
+	}
+	latch_count_down(l->done);
+	return WEFT_READY;
+}
+
+static const weft_future_desc locker_desc = {
+	.poll = locker_poll,
+	.size = sizeof(struct locker),
+};
+
+static void mutex_run(weft_runtime *rt, unsigned tasks)
+{
+	struct latch done;
+	uint64_t counter = 0;
+	weft_mutex *m;
+
+	check(weft_mutex_new(&m), "weft_mutex_new");
+	latch_init(&done, tasks);
+	for (unsigned i = 0; i < tasks; i++) {
+		struct locker l = { .m = m, .counter = &counter,
+				    .left = MUTEX_OPS / tasks,
+				    .done = &done };
+
+		check(weft_spawn(rt, &locker_desc, &l, NULL), "weft_spawn");
+	}
+	latch_wait(rt, &done);
+	check(weft_mutex_free(m), "weft_mutex_free");
+	if (counter != MUTEX_OPS) {
+		fprintf(stderr, "weft-bench: mutex lost updates\n");
+		exit(1);
+	}
+}
+
+static void mutex_uncontended(weft_runtime *rt) { mutex_run(rt, 1); }
+static void mutex_contended(weft_runtime *rt) { mutex_run(rt, MUTEX_TASKS); }
+
 /* ---------------------------------------------------------- harness */
 
 struct workload {
@@ -1096,6 +1308,12 @@ static const struct workload workloads[] = {
 	{ "ping_pong", ping_pong, NUM_PINGS, 0 },
 	{ "chained_spawn", chained_spawn, CHAIN_DEPTH, 0 },
 	{ "timer_churn", timer_churn, CHURN_OPS, TIMER_REPS },
+	{ "mpsc_bounded_1p", mpsc_bounded_1p, MPSC_MSGS, 0 },
+	{ "mpsc_bounded_4p", mpsc_bounded_4p, MPSC_MSGS, 0 },
+	{ "mpsc_unbounded_1p", mpsc_unbounded_1p, MPSC_MSGS, 0 },
+	{ "mpsc_unbounded_4p", mpsc_unbounded_4p, MPSC_MSGS, 0 },
+	{ "mutex_uncontended", mutex_uncontended, MUTEX_OPS, 0 },
+	{ "mutex_contended", mutex_contended, MUTEX_OPS, 0 },
 };
 
 struct result {
@@ -1232,7 +1450,10 @@ static void usage(FILE *f)
 		"  ping_pong chained_spawn\n"
 		"plus task_memory (RSS per parked task, run first), the\n"
 		"timer workloads timer_churn timers_10k timers_100k, and\n"
-		"sleep_rss (RSS per pending sleep, in a child process).\n"
+		"sleep_rss (RSS per pending sleep, in a child process),\n"
+		"mpsc_bounded_1p mpsc_bounded_4p mpsc_unbounded_1p\n"
+		"mpsc_unbounded_4p (100,000 u64s through one channel) and\n"
+		"mutex_uncontended mutex_contended (100,000 lock/unlock).\n"
 		"\n"
 		"  --workers N      worker threads (default: online CPUs)\n"
 		"  --reps N         timed iterations per workload, after one\n"

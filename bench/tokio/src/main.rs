@@ -95,6 +95,10 @@ const CHURN_OPS: usize = 1_000_000; // timer_churn
 const RSS_SLEEPS: usize = 1_000_000; // sleep_rss
 const LONG_SLEEP: Duration = Duration::from_secs(10); // timer_churn, sleep_rss
 const TIMER_REPS: usize = 5; // the most reps of a timer workload
+const MPSC_MSGS: u64 = 100_000; // mpsc_*: values per iteration
+const MPSC_CAP: usize = 1_024; // mpsc_bounded_*
+const MUTEX_OPS: usize = 100_000; // mutex_*: lock/unlock pairs
+const MUTEX_TASKS: usize = 4; // mutex_contended
 
 // ------------------------------------------------------------------ latch
 
@@ -691,6 +695,21 @@ fn run_workload(name: &str, max_reps: usize, workers: usize, reps: usize) -> Res
             ops = CHURN_OPS as f64;
             Box::new(timer_churn)
         }
+        "mpsc_bounded_1p" | "mpsc_bounded_4p" | "mpsc_unbounded_1p" | "mpsc_unbounded_4p" => {
+            ops = MPSC_MSGS as f64;
+            let p = if name.ends_with("4p") { 4 } else { 1 };
+            if name.contains("unbounded") {
+                Box::new(move |rt| mpsc_unbounded(rt, p))
+            } else {
+                Box::new(move |rt| mpsc_bounded(rt, p))
+            }
+        }
+        "mutex_uncontended" | "mutex_contended" => {
+            ops = MUTEX_OPS as f64;
+            let tasks = if name == "mutex_contended" { MUTEX_TASKS } else { 1 };
+            let done = Latch::leak();
+            Box::new(move |rt| mutex_run(rt, tasks, done))
+        }
         _ => unreachable!(),
     };
 
@@ -723,14 +742,95 @@ fn reps_for(max_reps: usize, reps: usize) -> usize {
     }
 }
 
+
+// ------------------------------------------------- channels and mutex
+// As weft-bench: P producer tasks send MPSC_MSGS u64s in all into one
+// channel; the root task receives until every sender is dropped. The
+// mutex workloads share MUTEX_OPS lock/unlock pairs among 1 or
+// MUTEX_TASKS tasks on one tokio::sync::Mutex.
+
+fn check_sum(got: u64, sum: u64) {
+    if got != MPSC_MSGS || sum != MPSC_MSGS * (MPSC_MSGS - 1) / 2 {
+        fail("mpsc lost values");
+    }
+}
+
+fn mpsc_bounded(rt: &Runtime, producers: u64) {
+    block_on_task(rt, async move {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(MPSC_CAP);
+        let per = MPSC_MSGS / producers;
+        for i in 0..producers {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                for v in i * per..(i + 1) * per {
+                    tx.send(v).await.expect("send");
+                }
+            });
+        }
+        drop(tx);
+        let (mut got, mut sum) = (0u64, 0u64);
+        while let Some(v) = rx.recv().await {
+            got += 1;
+            sum += v;
+        }
+        check_sum(got, sum);
+    });
+}
+
+fn mpsc_unbounded(rt: &Runtime, producers: u64) {
+    block_on_task(rt, async move {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        let per = MPSC_MSGS / producers;
+        for i in 0..producers {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                for v in i * per..(i + 1) * per {
+                    tx.send(v).expect("send");
+                }
+            });
+        }
+        drop(tx);
+        let (mut got, mut sum) = (0u64, 0u64);
+        while let Some(v) = rx.recv().await {
+            got += 1;
+            sum += v;
+        }
+        check_sum(got, sum);
+    });
+}
+
+fn mutex_run(rt: &Runtime, tasks: usize, done: &'static Latch) {
+    let m = std::sync::Arc::new(tokio::sync::Mutex::new(0u64));
+    let rx = done.arm(tasks);
+    for _ in 0..tasks {
+        let m = m.clone();
+        rt.spawn(async move {
+            for _ in 0..MUTEX_OPS / tasks {
+                *m.lock().await += 1;
+            }
+            done.count_down();
+        });
+    }
+    block_on_task(rt, latch_wait(rx));
+    if *m.try_lock().expect("mutex still held") != MUTEX_OPS as u64 {
+        fail("mutex lost updates");
+    }
+}
+
 /// Name and most reps (0: as many as --reps).
-const WORKLOADS: [(&str, usize); 6] = [
+const WORKLOADS: [(&str, usize); 12] = [
     ("spawn_many_local", 0),
     ("spawn_many_remote_idle", 0),
     ("yield_many", 0),
     ("ping_pong", 0),
     ("chained_spawn", 0),
     ("timer_churn", TIMER_REPS),
+    ("mpsc_bounded_1p", 0),
+    ("mpsc_bounded_4p", 0),
+    ("mpsc_unbounded_1p", 0),
+    ("mpsc_unbounded_4p", 0),
+    ("mutex_uncontended", 0),
+    ("mutex_contended", 0),
 ];
 
 fn usage() -> &'static str {
@@ -741,7 +841,10 @@ fn usage() -> &'static str {
      \x20 ping_pong chained_spawn\n\
      plus task_memory (RSS per parked task, run first), the\n\
      timer workloads timer_churn timers_10k timers_100k, and\n\
-     sleep_rss (RSS per pending sleep, in a child process).\n\
+     sleep_rss (RSS per pending sleep, in a child process),\n\
+     mpsc_bounded_1p mpsc_bounded_4p mpsc_unbounded_1p\n\
+     mpsc_unbounded_4p (100,000 u64s through one channel) and\n\
+     mutex_uncontended mutex_contended (100,000 lock/unlock).\n\
      \n\
      \x20 --workers N      worker threads (default: available parallelism)\n\
      \x20 --reps N         timed iterations per workload, after one\n\
