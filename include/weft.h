@@ -8,6 +8,7 @@
 #define WEFT_VERSION_PATCH 0
 
 #include <weft/blocking.h>
+#include <weft/broadcast.h>
 #include <weft/core.h>
 #include <weft/error.h>
 #include <weft/future.h>
