@@ -18,5 +18,6 @@
 #include <weft/sync.h>
 #include <weft/task.h>
 #include <weft/time.h>
+#include <weft/watch.h>
 
 #endif /* WEFT_H */

@@ -16,6 +16,14 @@
  * received + missed = values sent successfully, for every receiver that
  * lived through the round (a dropped pending recv must lose nothing).
  *
+ * watch: one producer task stores 1, 2, 3, ... (each value a row of
+ * equal words, so a torn copy shows), checking with send_replace that the
+ * value it replaced is its previous one; 4 reader tasks and a plain thread
+ * wait for changes (dropping pending waits at random) and read with
+ * borrow_and_update; the main thread aborts random readers and sometimes
+ * the producer. Every value read is whole and newer than the last one,
+ * and each surviving reader ends (-EPIPE) having read the final value.
+ *
  * Under ASan/LSan the process exit finds any handle or channel leaked by
  * an abort or drop path; under TSan this checks the channel locking and
  * the wake rounds. Exit 0 pass, 1 fail (with the seed), 77 skip.
@@ -25,6 +33,7 @@
 #include "stress.h"
 
 enum { PRODUCERS = 3, CONSUMERS = 4, PER_PRODUCER = 400 };
+enum { READERS = 4, UPDATES = 600, WIDTH = 8 };
 
 /* --- broadcast ----------------------------------------------------------- */
 
@@ -302,9 +311,224 @@ static void broadcast_round(weft_runtime *rt, uint64_t seed,
 	pthread_mutex_destroy(&r.order);
 }
 
+/* --- watch --------------------------------------------------------------- */
+
+struct wide {
+	uint64_t w[WIDTH];
+};
+
+struct wround {
+	atomic_ullong stored; /* the last value the producer stored */
+};
+
+struct wproducer {
+	struct wround *r;
+	weft_watch_tx *tx;
+	uint64_t seed, n;
+};
+
+static weft_poll wproducer_poll(void *self, weft_cx *cx, void *out)
+{
+	struct wproducer *p = self;
+	struct wide v, old;
+
+	(void)out;
+	while (p->n < UPDATES) {
+		p->n++;
+		for (int i = 0; i < WIDTH; i++)
+			v.w[i] = p->n;
+		if (stress_splitmix(&p->seed) % 2) {
+			int err = weft_watch_send(p->tx, &v);
+			if (err && err != -EPIPE)
+				stress_fail("watch send: %d", err);
+			if (err) /* every reader gone: not stored */
+				p->n--;
+		} else {
+			if (weft_watch_send_replace(p->tx, &v, &old))
+				stress_fail("send_replace");
+			if (old.w[0] != p->n - 1 || old.w[WIDTH - 1] != p->n - 1)
+				stress_fail("replaced %" PRIu64 ", not %" PRIu64,
+					    old.w[0], p->n - 1);
+		}
+		atomic_store(&p->r->stored, p->n);
+		stress_progress();
+		if (stress_splitmix(&p->seed) % 4 == 0) {
+			weft_waker_wake_by_ref(weft_cx_waker(cx));
+			return WEFT_PENDING;
+		}
+	}
+	return WEFT_READY;
+}
+
+static void wproducer_drop(void *self)
+{
+	weft_watch_tx_drop(((struct wproducer *)self)->tx);
+}
+
+static const weft_future_desc wproducer_desc = {
+	.poll = wproducer_poll,
+	.drop = wproducer_drop,
+	.size = sizeof(struct wproducer),
+};
+
+/* A value read: whole, and newer than the last. */
+static void wide_check(const struct wide *v, uint64_t *last)
+{
+	for (int i = 1; i < WIDTH; i++)
+		if (v->w[i] != v->w[0])
+			stress_fail("torn watch value");
+	if (v->w[0] <= *last)
+		stress_fail("watch went back: %" PRIu64 " after %" PRIu64,
+			    v->w[0], *last);
+	*last = v->w[0];
+}
+
+struct wreader {
+	weft_watch_rx *rx;
+	uint64_t seed, last;
+	atomic_ullong *end; /* the last value read, once -EPIPE came */
+	bool waiting;
+	weft_watch_changed c;
+};
+
+static weft_poll wreader_poll(void *self, weft_cx *cx, void *out)
+{
+	struct wreader *r = self;
+	struct wide v;
+	int st;
+
+	(void)out;
+	for (;;) {
+		if (!r->waiting) {
+			weft_watch_changed_init(&r->c, r->rx);
+			r->waiting = true;
+		}
+		if (weft_watch_changed_poll(&r->c, cx, &st) == WEFT_PENDING) {
+			if (stress_splitmix(&r->seed) % 4)
+				return WEFT_PENDING;
+			weft_watch_changed_drop(&r->c); /* marks nothing */
+			r->waiting = false;
+			weft_waker_wake_by_ref(weft_cx_waker(cx));
+			return WEFT_PENDING;
+		}
+		r->waiting = false;
+		if (st == -EPIPE)
+			break;
+		if (st)
+			stress_fail("changed: %d", st);
+		weft_watch_borrow_and_update(r->rx, &v);
+		wide_check(&v, &r->last);
+	}
+	atomic_store(r->end, r->last);
+	return WEFT_READY;
+}
+
+static void wreader_drop(void *self)
+{
+	struct wreader *r = self;
+
+	if (r->waiting)
+		weft_watch_changed_drop(&r->c);
+	weft_watch_rx_drop(r->rx);
+}
+
+static const weft_future_desc wreader_desc = {
+	.poll = wreader_poll,
+	.drop = wreader_drop,
+	.size = sizeof(struct wreader),
+};
+
+struct wblocker {
+	weft_watch_rx *rx;
+	atomic_ullong *end;
+};
+
+static void *wblocker_main(void *arg)
+{
+	struct wblocker *b = arg;
+	uint64_t last = 0;
+	struct wide v;
+	int st;
+
+	while ((st = weft_watch_changed_blocking(b->rx)) == 0) {
+		weft_watch_borrow_and_update(b->rx, &v);
+		wide_check(&v, &last);
+	}
+	if (st != -EPIPE)
+		stress_fail("changed_blocking: %d", st);
+	atomic_store(b->end, last);
+	weft_watch_rx_drop(b->rx);
+	return NULL;
+}
+
+static void watch_round(weft_runtime *rt, uint64_t seed, unsigned *aborts)
+{
+	uint64_t x = seed;
+	struct wround r;
+	struct wide zero = { { 0 } };
+	atomic_ullong end[READERS + 1];
+	bool aborted[READERS + 1] = { 0 };
+	weft_watch_tx *tx;
+	weft_watch_rx *rx;
+	weft_join *jp, *jr[READERS];
+	struct wblocker bl;
+	pthread_t t;
+
+	atomic_init(&r.stored, 0);
+	for (int i = 0; i <= READERS; i++)
+		atomic_init(&end[i], UINT64_MAX);
+	if (weft_watch_new(sizeof(struct wide), &zero, &tx, &rx))
+		stress_fail("watch_new");
+	for (int i = 0; i < READERS; i++) {
+		struct wreader w = { .seed = stress_splitmix(&x),
+				     .end = &end[i] };
+		if (weft_watch_rx_clone(rx, &w.rx) ||
+		    weft_spawn(rt, &wreader_desc, &w, &jr[i]))
+			stress_fail("reader");
+	}
+	bl = (struct wblocker){ .rx = rx, .end = &end[READERS] };
+	if (pthread_create(&t, NULL, wblocker_main, &bl))
+		stress_fail("pthread_create");
+	struct wproducer p = { .r = &r, .tx = tx, .seed = stress_splitmix(&x) };
+	if (weft_spawn(rt, &wproducer_desc, &p, &jp))
+		stress_fail("producer");
+	for (int k = 0; k < 2; k++) {
+		unsigned which = (unsigned)(stress_splitmix(&x) % 12);
+		stress_sleep_us((unsigned)(stress_splitmix(&x) % 500));
+		if (which < READERS) {
+			weft_task_abort(jr[which]);
+			aborted[which] = true;
+			(*aborts)++;
+		} else if (which == READERS) {
+			weft_task_abort(jp);
+			(*aborts)++;
+		}
+	}
+	int st = stress_join_wait(jp, NULL);
+	if (st != 0 && st != -ECANCELED)
+		stress_fail("watch producer: %d", st);
+	weft_join_drop(jp);
+	for (int i = 0; i < READERS; i++) {
+		st = stress_join_wait(jr[i], NULL);
+		if (st != 0 && st != -ECANCELED)
+			stress_fail("reader %d: %d", i, st);
+		weft_join_drop(jr[i]);
+	}
+	pthread_join(t, NULL);
+	uint64_t final = atomic_load(&r.stored);
+	for (int i = 0; i <= READERS; i++) {
+		uint64_t e = atomic_load(&end[i]);
+		if (aborted[i] && e == UINT64_MAX)
+			continue;
+		if (e != final)
+			stress_fail("reader %d ended at %" PRIu64 ", final %"
+				    PRIu64, i, e, final);
+	}
+}
+
 int main(int argc, char **argv)
 {
-	unsigned rounds = 0, aborts = 0;
+	unsigned rounds = 0, aborts = 0, wrounds = 0;
 	int64_t lags = 0;
 	double budget;
 	weft_runtime *rt;
@@ -315,10 +539,14 @@ int main(int argc, char **argv)
 	while (rounds < 4 || stress_elapsed_s() < budget) {
 		stress_set_phase("broadcast");
 		broadcast_round(rt, stress_seed + rounds, &aborts, &lags);
-		if (++rounds >= 1000)
+		stress_set_phase("watch");
+		watch_round(rt, ~(stress_seed + rounds), &aborts);
+		wrounds++;
+		if (++rounds >= 600)
 			break;
 	}
 	weft_runtime_free(rt);
-	return stress_finish("%u rounds, %u aborts, %" PRId64 " values lagged",
-			     rounds, aborts, lags);
+	return stress_finish("%u broadcast and %u watch rounds, %u aborts, %"
+			     PRId64 " values lagged", rounds, wrounds, aborts,
+			     lags);
 }
