@@ -21,10 +21,9 @@
  * outside the lock), and a woken future just polls again, so a wake
  * carries no result and a future dropped after its wake loses nothing.
  *
- * Close and free. `ntx` and `nrx` count live handles. ntx reaching 0
+ * Close and free (chan.h, shared with watch). The last sender's drop
  * closes the channel (final) and wakes the queue; the handle drop that
- * leaves both at 0 frees the channel, after its unlock: no other handle
- * exists then, so nobody else can reach it.
+ * leaves no handle of either kind frees the channel.
  *
  * A recv future's state:
  *   IDLE      prepared, never polled
@@ -38,17 +37,13 @@
 #include <weft/broadcast.h>
 
 #include "sched/parker.h"
-#include "spinlock.h"
-#include "sync/waitlist.h"
+#include "sync/chan.h"
 
 struct bchan {
-	weft__spinlock lock;
+	struct weft__chan ch; /* lock, handle counts, close, waiters */
 	size_t value_size;
 	uint64_t cap, mask;
 	uint64_t tail;
-	size_t ntx, nrx;
-	bool closed;
-	struct weft__waitlist waiters;
 	unsigned char *ring;
 };
 
@@ -58,7 +53,7 @@ struct weft_broadcast_tx {
 
 struct weft_broadcast_rx {
 	struct bchan *c;
-	uint64_t next; /* under c->lock */
+	uint64_t next; /* under c->ch.lock */
 };
 
 enum { R_IDLE = 1, R_WAITING, R_DONE };
@@ -102,8 +97,7 @@ WEFT_API int weft_broadcast_new(size_t value_size, size_t capacity,
 		if (!c->ring)
 			goto out_nomem;
 	}
-	weft__spin_init(&c->lock);
-	c->ntx = c->nrx = 1;
+	weft__chan_init(&c->ch);
 	*t = (weft_broadcast_tx){ .c = c };
 	*r = (weft_broadcast_rx){ .c = c, .next = 0 };
 	*tx = t;
@@ -134,49 +128,22 @@ WEFT_API int weft_broadcast_tx_clone(const weft_broadcast_tx *tx,
 	if (!t)
 		return -ENOMEM;
 	t->c = tx->c;
-	weft__spin_lock(&t->c->lock);
-	t->c->ntx++;
-	weft__spin_unlock(&t->c->lock);
+	weft__spin_lock(&t->c->ch.lock);
+	t->c->ch.ntx++;
+	weft__spin_unlock(&t->c->ch.lock);
 	*out = t;
 	return 0;
-}
-
-static void wake_all_unlock(struct bchan *c)
-{
-	weft__waitlist_wake_all_unlock(&c->waiters, &c->lock);
 }
 
 WEFT_API void weft_broadcast_tx_drop(weft_broadcast_tx *tx)
 {
 	struct bchan *c;
-	bool last;
 
 	if (!tx)
 		return;
 	c = tx->c;
 	free(tx);
-	weft__spin_lock(&c->lock);
-	if (--c->ntx) {
-		weft__spin_unlock(&c->lock);
-		return;
-	}
-	c->closed = true;
-	last = c->nrx == 0;
-	if (last) {
-		/* No receiver, so no recv future: nothing is queued. */
-		weft__spin_unlock(&c->lock);
-		chan_free(c);
-		return;
-	}
-	/* wake_all_unlock drops the lock between rounds, and a woken task
-	 * may then drop the last receiver, which would free @c under us:
-	 * our handle is gone, so hold a receiver count across the wakes. */
-	c->nrx++;
-	wake_all_unlock(c);
-	weft__spin_lock(&c->lock);
-	last = --c->nrx == 0;
-	weft__spin_unlock(&c->lock);
-	if (last)
+	if (weft__chan_tx_release(&c->ch))
 		chan_free(c);
 }
 
@@ -187,10 +154,10 @@ static int rx_new(struct bchan *c, weft_broadcast_rx **out)
 	if (!r)
 		return -ENOMEM;
 	r->c = c;
-	weft__spin_lock(&c->lock);
+	weft__spin_lock(&c->ch.lock);
 	r->next = c->tail;
-	c->nrx++;
-	weft__spin_unlock(&c->lock);
+	c->ch.nrx++;
+	weft__spin_unlock(&c->ch.lock);
 	*out = r;
 	return 0;
 }
@@ -206,16 +173,12 @@ WEFT_API int weft_broadcast_subscribe(const weft_broadcast_tx *tx,
 WEFT_API void weft_broadcast_rx_drop(weft_broadcast_rx *rx)
 {
 	struct bchan *c;
-	bool last;
 
 	if (!rx)
 		return;
 	c = rx->c;
 	free(rx);
-	weft__spin_lock(&c->lock);
-	last = --c->nrx == 0 && c->ntx == 0;
-	weft__spin_unlock(&c->lock);
-	if (last)
+	if (weft__chan_rx_release(&c->ch))
 		chan_free(c);
 }
 
@@ -227,17 +190,17 @@ WEFT_API int weft_broadcast_send(weft_broadcast_tx *tx, const void *value)
 	if (!tx || (!value && tx->c->value_size))
 		return -EINVAL;
 	c = tx->c;
-	weft__spin_lock(&c->lock);
-	if (!c->nrx) {
-		weft__spin_unlock(&c->lock);
+	weft__spin_lock(&c->ch.lock);
+	if (!c->ch.nrx) {
+		weft__spin_unlock(&c->ch.lock);
 		return -EPIPE;
 	}
 	if (c->value_size)
 		memcpy(c->ring + (size_t)(c->tail & c->mask) * c->value_size,
 		       value, c->value_size);
 	c->tail++;
-	n = c->nrx > INT32_MAX ? INT32_MAX : (int)c->nrx;
-	wake_all_unlock(c);
+	n = c->ch.nrx > INT32_MAX ? INT32_MAX : (int)c->ch.nrx;
+	weft__waitlist_wake_all_unlock(&c->ch.waiters, &c->ch.lock);
 	return n;
 }
 
@@ -248,7 +211,7 @@ static int take_locked(weft_broadcast_rx *rx, void *out, uint64_t *missed)
 	uint64_t oldest = c->tail > c->cap ? c->tail - c->cap : 0;
 
 	if (rx->next == c->tail)
-		return c->closed ? -EPIPE : -EAGAIN;
+		return c->ch.closed ? -EPIPE : -EAGAIN;
 	if (rx->next < oldest) {
 		if (missed)
 			*missed = oldest - rx->next;
@@ -270,9 +233,9 @@ WEFT_API int weft_broadcast_try_recv(weft_broadcast_rx *rx, void *out,
 
 	if (!rx)
 		return -EINVAL;
-	weft__spin_lock(&rx->c->lock);
+	weft__spin_lock(&rx->c->ch.lock);
 	r = take_locked(rx, out, missed);
-	weft__spin_unlock(&rx->c->lock);
+	weft__spin_unlock(&rx->c->ch.lock);
 	return r;
 }
 
@@ -303,14 +266,15 @@ WEFT_API weft_poll weft_broadcast_recv_poll(weft_broadcast_recv *r,
 
 	struct bchan *c = r->_rx->c;
 
-	weft__spin_lock(&c->lock);
+	weft__spin_lock(&c->ch.lock);
 	st = take_locked(r->_rx, r->_out, r->_missed);
 	if (st == -EAGAIN) {
 		r->_state = R_WAITING; /* the node was zeroed by init */
-		return weft__waitlist_wait_unlock(&c->waiters, node_of(r), cx,
-						  &c->lock);
+		return weft__waitlist_wait_unlock(&c->ch.waiters, node_of(r),
+						  cx, &c->ch.lock);
 	}
-	weft__waitlist_leave_unlock(&c->waiters, node_of(r), &c->lock);
+	weft__waitlist_leave_unlock(&c->ch.waiters, node_of(r),
+				    &c->ch.lock);
 	r->_state = R_DONE;
 ready:
 	if (status)
@@ -325,10 +289,7 @@ WEFT_API void weft_broadcast_recv_drop(weft_broadcast_recv *r)
 			r->_state = R_DONE;
 		return;
 	}
-	struct bchan *c = r->_rx->c;
-
-	weft__spin_lock(&c->lock);
-	weft__waitlist_leave_unlock(&c->waiters, node_of(r), &c->lock);
+	weft__chan_wait_drop(&r->_rx->c->ch, node_of(r));
 	r->_state = R_DONE;
 }
 

@@ -12,10 +12,9 @@
  * wake carries no result and a future dropped after its wake marks
  * nothing seen.
  *
- * Close and free. Dropping the sender sets `closed` (final) and wakes the
- * queue. The handle drop that leaves no handle frees the channel after
- * its unlock; the sender's drop holds a receiver count across the wakes,
- * since a woken task may drop the last receiver meanwhile.
+ * Close and free (chan.h, shared with broadcast). Dropping the sender
+ * closes the channel (final) and wakes the queue; the handle drop that
+ * leaves no handle frees the channel.
  *
  * A changed future's state: IDLE (never polled), WAITING (PENDING
  * returned; its node may be queued), DONE (READY returned, or dropped).
@@ -27,16 +26,12 @@
 #include <weft/watch.h>
 
 #include "sched/parker.h"
-#include "spinlock.h"
-#include "sync/waitlist.h"
+#include "sync/chan.h"
 
 struct wchan {
-	weft__spinlock lock;
+	struct weft__chan ch; /* lock, handle counts, close, waiters */
 	size_t value_size;
 	uint64_t version;
-	bool closed;
-	size_t nrx;
-	struct weft__waitlist waiters;
 	unsigned char value[] __attribute__((aligned(16)));
 };
 
@@ -46,7 +41,7 @@ struct weft_watch_tx {
 
 struct weft_watch_rx {
 	struct wchan *c;
-	uint64_t seen; /* under c->lock */
+	uint64_t seen; /* under c->ch.lock */
 };
 
 enum { C_IDLE = 1, C_WAITING, C_DONE };
@@ -74,11 +69,10 @@ WEFT_API int weft_watch_new(size_t value_size, const void *initial,
 		free(r);
 		return -ENOMEM;
 	}
-	weft__spin_init(&c->lock);
+	weft__chan_init(&c->ch);
 	c->value_size = value_size;
 	if (initial && value_size)
 		memcpy(c->value, initial, value_size);
-	c->nrx = 1;
 	*t = (weft_watch_tx){ .c = c };
 	*r = (weft_watch_rx){ .c = c, .seen = 0 };
 	*tx = t;
@@ -96,7 +90,7 @@ static void store_unlock(struct wchan *c, const void *value, void *old)
 		memcpy(c->value, value, c->value_size);
 	}
 	c->version++;
-	weft__waitlist_wake_all_unlock(&c->waiters, &c->lock);
+	weft__waitlist_wake_all_unlock(&c->ch.waiters, &c->ch.lock);
 }
 
 WEFT_API int weft_watch_send(weft_watch_tx *tx, const void *value)
@@ -106,9 +100,9 @@ WEFT_API int weft_watch_send(weft_watch_tx *tx, const void *value)
 	if (!tx || (!value && tx->c->value_size))
 		return -EINVAL;
 	c = tx->c;
-	weft__spin_lock(&c->lock);
-	if (!c->nrx) {
-		weft__spin_unlock(&c->lock);
+	weft__spin_lock(&c->ch.lock);
+	if (!c->ch.nrx) {
+		weft__spin_unlock(&c->ch.lock);
 		return -EPIPE;
 	}
 	store_unlock(c, value, NULL);
@@ -120,7 +114,7 @@ WEFT_API int weft_watch_send_replace(weft_watch_tx *tx, const void *value,
 {
 	if (!tx || (!value && tx->c->value_size))
 		return -EINVAL;
-	weft__spin_lock(&tx->c->lock);
+	weft__spin_lock(&tx->c->ch.lock);
 	store_unlock(tx->c, value, old);
 	return 0;
 }
@@ -133,10 +127,10 @@ static int rx_new(struct wchan *c, const weft_watch_rx *from,
 	if (!r)
 		return -ENOMEM;
 	r->c = c;
-	weft__spin_lock(&c->lock);
+	weft__spin_lock(&c->ch.lock);
 	r->seen = from ? from->seen : c->version;
-	c->nrx++;
-	weft__spin_unlock(&c->lock);
+	c->ch.nrx++;
+	weft__spin_unlock(&c->ch.lock);
 	*out = r;
 	return 0;
 }
@@ -160,41 +154,24 @@ WEFT_API int weft_watch_rx_clone(const weft_watch_rx *rx,
 WEFT_API void weft_watch_tx_drop(weft_watch_tx *tx)
 {
 	struct wchan *c;
-	bool last;
 
 	if (!tx)
 		return;
 	c = tx->c;
 	free(tx);
-	weft__spin_lock(&c->lock);
-	c->closed = true;
-	if (!c->nrx) { /* no receiver, so no changed future queued */
-		weft__spin_unlock(&c->lock);
-		free(c);
-		return;
-	}
-	c->nrx++; /* keep @c alive across the wakes (header comment) */
-	weft__waitlist_wake_all_unlock(&c->waiters, &c->lock);
-	weft__spin_lock(&c->lock);
-	last = --c->nrx == 0;
-	weft__spin_unlock(&c->lock);
-	if (last)
+	if (weft__chan_tx_release(&c->ch))
 		free(c);
 }
 
 WEFT_API void weft_watch_rx_drop(weft_watch_rx *rx)
 {
 	struct wchan *c;
-	bool last;
 
 	if (!rx)
 		return;
 	c = rx->c;
 	free(rx);
-	weft__spin_lock(&c->lock);
-	last = --c->nrx == 0 && c->closed;
-	weft__spin_unlock(&c->lock);
-	if (last)
+	if (weft__chan_rx_release(&c->ch))
 		free(c);
 }
 
@@ -205,12 +182,12 @@ static int borrow(weft_watch_rx *rx, void *out, bool update)
 	if (!rx)
 		return -EINVAL;
 	c = rx->c;
-	weft__spin_lock(&c->lock);
+	weft__spin_lock(&c->ch.lock);
 	if (out && c->value_size)
 		memcpy(out, c->value, c->value_size);
 	if (update)
 		rx->seen = c->version;
-	weft__spin_unlock(&c->lock);
+	weft__spin_unlock(&c->ch.lock);
 	return 0;
 }
 
@@ -229,7 +206,7 @@ static int changed_locked(const weft_watch_rx *rx)
 {
 	if (rx->seen != rx->c->version)
 		return 1;
-	return rx->c->closed ? -EPIPE : 0;
+	return rx->c->ch.closed ? -EPIPE : 0;
 }
 
 WEFT_API int weft_watch_has_changed(weft_watch_rx *rx)
@@ -238,9 +215,9 @@ WEFT_API int weft_watch_has_changed(weft_watch_rx *rx)
 
 	if (!rx)
 		return -EINVAL;
-	weft__spin_lock(&rx->c->lock);
+	weft__spin_lock(&rx->c->ch.lock);
 	r = changed_locked(rx);
-	weft__spin_unlock(&rx->c->lock);
+	weft__spin_unlock(&rx->c->ch.lock);
 	return r;
 }
 
@@ -268,20 +245,21 @@ WEFT_API weft_poll weft_watch_changed_poll(weft_watch_changed *c,
 	}
 
 	weft_watch_rx *rx = c->_rx;
-	struct wchan *ch = rx->c;
+	struct wchan *wc = rx->c;
 
-	weft__spin_lock(&ch->lock);
+	weft__spin_lock(&wc->ch.lock);
 	st = changed_locked(rx);
 	if (!st) {
 		c->_state = C_WAITING; /* the node was zeroed by init */
-		return weft__waitlist_wait_unlock(&ch->waiters, node_of(c), cx,
-						  &ch->lock);
+		return weft__waitlist_wait_unlock(&wc->ch.waiters, node_of(c),
+						  cx, &wc->ch.lock);
 	}
 	if (st > 0) {
-		rx->seen = ch->version;
+		rx->seen = wc->version;
 		st = 0;
 	}
-	weft__waitlist_leave_unlock(&ch->waiters, node_of(c), &ch->lock);
+	weft__waitlist_leave_unlock(&wc->ch.waiters, node_of(c),
+				    &wc->ch.lock);
 	c->_state = C_DONE;
 ready:
 	if (status)
@@ -296,10 +274,7 @@ WEFT_API void weft_watch_changed_drop(weft_watch_changed *c)
 			c->_state = C_DONE;
 		return;
 	}
-	struct wchan *ch = c->_rx->c;
-
-	weft__spin_lock(&ch->lock);
-	weft__waitlist_leave_unlock(&ch->waiters, node_of(c), &ch->lock);
+	weft__chan_wait_drop(&c->_rx->c->ch, node_of(c));
 	c->_state = C_DONE;
 }
 
