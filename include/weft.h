@@ -8,6 +8,7 @@
 #define WEFT_VERSION_PATCH 0
 
 #include <weft/blocking.h>
+#include <weft/broadcast.h>
 #include <weft/core.h>
 #include <weft/error.h>
 #include <weft/future.h>
@@ -18,5 +19,6 @@
 #include <weft/sync.h>
 #include <weft/task.h>
 #include <weft/time.h>
+#include <weft/watch.h>
 
 #endif /* WEFT_H */

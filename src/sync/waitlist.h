@@ -25,6 +25,7 @@
 #include <weft/sync.h>
 
 #include "internal.h"
+#include "spinlock.h"
 
 struct weft__waiter {
 	struct weft__waiter *next, *prev;
@@ -102,6 +103,70 @@ static inline void weft__wakeset_wake(struct weft__wakeset *s)
 	for (unsigned i = 0; i < s->n; i++)
 		weft_waker_wake(&s->w[i]);
 	s->n = 0;
+}
+
+/*
+ * For waits that are woken without a result and re-check at their next
+ * poll (channels). With @lock held: (re)arm @w with @cx's waker, queue it
+ * unless it is queued, unlock, and drop the waker it replaced (a drop may
+ * free a task: not under the lock). Returns WEFT_PENDING.
+ */
+static inline weft_poll weft__waitlist_wait_unlock(struct weft__waitlist *l,
+						   struct weft__waiter *w,
+						   const weft_cx *cx,
+						   weft__spinlock *lock)
+{
+	weft_waker old = weft__waker_store(&w->waker, cx->waker);
+
+	if (!w->queued)
+		weft__waitlist_push(l, w);
+	weft__spin_unlock(lock);
+	weft_waker_drop(&old);
+	return WEFT_PENDING;
+}
+
+/*
+ * With @lock held: take @w off @l if it is queued and its waker out,
+ * unlock, and drop the waker. After this nothing touches @w again.
+ */
+static inline void weft__waitlist_leave_unlock(struct weft__waitlist *l,
+					       struct weft__waiter *w,
+					       weft__spinlock *lock)
+{
+	weft_waker old = w->waker;
+
+	if (w->queued)
+		weft__waitlist_remove(l, w);
+	w->waker = WEFT_WAKER_EMPTY;
+	weft__spin_unlock(lock);
+	weft_waker_drop(&old);
+}
+
+/*
+ * With @lock held: wake every waiter of @l, WEFT__WAKESET_MAX at a time
+ * with the lock dropped in between, and return with @lock released. The
+ * caller must keep the lock's owner alive across the unlocked stretches
+ * (a woken task may drop its handle). A waiter queued during one of them
+ * is woken too, needlessly but harmlessly for waits that re-check.
+ */
+static inline void weft__waitlist_wake_all_unlock(struct weft__waitlist *l,
+						  weft__spinlock *lock)
+{
+	WEFT__WAKESET_DECL(ws);
+	struct weft__waiter *w;
+
+	while ((w = l->head)) {
+		if (weft__wakeset_full(&ws)) {
+			weft__spin_unlock(lock);
+			weft__wakeset_wake(&ws);
+			weft__spin_lock(lock);
+			continue;
+		}
+		weft__waitlist_remove(l, w);
+		weft__wakeset_take(&ws, w);
+	}
+	weft__spin_unlock(lock);
+	weft__wakeset_wake(&ws);
 }
 
 #endif /* WEFT_SYNC_WAITLIST_H */
