@@ -12,6 +12,7 @@
 #include <weft/error.h>
 #include <weft/future.h>
 #include <weft/io.h>
+#include <weft/joinset.h>
 #include <weft/net.h>
 #include <weft/runtime.h>
 #include <weft/sync.h>
