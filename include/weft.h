@@ -13,6 +13,7 @@
 #include <weft/error.h>
 #include <weft/future.h>
 #include <weft/io.h>
+#include <weft/joinset.h>
 #include <weft/mpsc.h>
 #include <weft/net.h>
 #include <weft/runtime.h>

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Synchronisation between tasks (and threads): the oneshot channel. */
+/* Synchronisation between tasks (and threads): oneshot, semaphore, notify,
+ * mutex, rwlock, barrier. */
 #ifndef WEFT_SYNC_H
 #define WEFT_SYNC_H
 
@@ -353,6 +354,58 @@ WEFT_API void weft_rwlock_lock_drop(weft_rwlock_lock *k);
 
 /** weft_rwlock_lock as a generic future: output int (*@res). */
 WEFT_API extern const weft_future_desc weft_rwlock_lock_desc;
+
+/* ----------------------------------------------------------------- barrier */
+
+/**
+ * A barrier (Tokio's sync::Barrier): each wait completes once @n waits
+ * have arrived, and then the barrier starts over (a new generation).
+ * Exactly one wait of each generation, the one that arrived last, is told
+ * it is the leader. A pending wait that is dropped leaves: the count of
+ * arrivals goes back down, so the generation then needs one more arrival
+ * (Tokio's wait is not cancellation-safe this way; here it is). A wait of
+ * a generation already released keeps its release when dropped unseen.
+ * Thread-safe.
+ */
+typedef struct weft_barrier weft_barrier;
+
+/**
+ * Create a barrier for @n waits (@n of 0 counts as 1, as in Tokio).
+ * 0, or -EINVAL (NULL @out), -ENOMEM.
+ */
+WEFT_API int weft_barrier_new(size_t n, weft_barrier **out);
+
+/** Free @b: 0, or -EBUSY (a wait is queued; nothing freed). NULL: 0. */
+WEFT_API int weft_barrier_free(weft_barrier *b);
+
+/** A wait at a barrier: a future. Private fields; must not move once
+ * polled. */
+typedef struct weft_barrier_wait {
+	weft_barrier *_b;
+	uint64_t _gen;
+	unsigned _state;
+	weft__wait_node _node;
+} weft_barrier_wait;
+
+/** Prepare @w to wait at @b (it arrives at its first poll). 0, or
+ * -EINVAL (NULL argument). */
+WEFT_API int weft_barrier_wait_init(weft_barrier_wait *w, weft_barrier *b);
+
+/**
+ * Poll: the first poll arrives at the barrier. READY once @n waits of
+ * this generation have arrived, with *@res (may be NULL) 1 for the
+ * leader (the last to arrive; its first poll is READY) and 0 for the
+ * others. -EALREADY after READY, -EINVAL unprepared.
+ */
+WEFT_API weft_poll weft_barrier_wait_poll(weft_barrier_wait *w, weft_cx *cx,
+					  int *res);
+
+/** Drop the wait: a queued one leaves and un-counts its arrival (see
+ * weft_barrier). Idempotent; NULL is accepted. */
+WEFT_API void weft_barrier_wait_drop(weft_barrier_wait *w);
+
+/** weft_barrier_wait as a generic future: output int (*@res). */
+WEFT_API extern const weft_future_desc weft_barrier_wait_desc;
 
 #ifdef __cplusplus
 }
