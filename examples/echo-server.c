@@ -3,6 +3,7 @@
  * echo-server: a TCP echo server on weft, and the example to copy from.
  *
  *   echo-server [--host ADDR] [--port N] [--workers N] [--idle-timeout S]
+ *               [--grace-ms N]
  *
  * How it works
  *
@@ -26,9 +27,16 @@
  *    carries a deadline (weft_io_set_timeout: one io_uring linked timeout),
  *    so a client that sends nothing for S seconds gets -ETIMEDOUT and is
  *    closed: a slow or dead client cannot hold a connection forever.
- *  - main waits in sigwait(); on a signal, weft_runtime_shutdown() cancels
- *    every task (each future's drop function runs: it drops the op in
- *    flight and closes the fd the task owns) and joins the workers.
+ *  - main waits in sigwait(); on a signal it drains: it aborts the accept
+ *    task (no new connections), tells every connection waiting for a
+ *    request to close (a weft_notify), and calls
+ *    weft_runtime_shutdown_timeout() with the --grace-ms period. Requests
+ *    in flight complete: a connection that is echoing finishes, and keeps
+ *    serving while its client keeps sending (a recv during the drain
+ *    waits 1 s at most, then the connection closes). Connections still
+ *    open when the grace period ends are cancelled (each future's drop
+ *    function runs: it drops the op in flight and closes the fd the task
+ *    owns), and the workers are joined.
  *
  * Ownership rule worth copying: a buffer handed to an op must stay valid
  * while the op may be in flight. Keeping it inside the task's state does
@@ -62,6 +70,12 @@ static atomic_ulong served;
 static atomic_ulong idle_closed;
 /* --idle-timeout in ns; 0: none. Set before the runtime starts. */
 static uint64_t idle_timeout_ns;
+/* Set by main when the drain begins, before drain_notify is notified. */
+static atomic_bool draining;
+/* notify_waiters at the drain: wakes connections waiting for a request. */
+static weft_notify *drain_notify;
+/* During the drain a connection closes after this long without a byte. */
+#define DRAIN_IDLE_NS (1000 * 1000 * 1000)
 
 /* ------------------------------------------------------- connection */
 
@@ -70,8 +84,10 @@ enum conn_step { CONN_RECV, CONN_RECVING, CONN_SEND, CONN_CLOSE };
 struct conn {
 	int fd;             /* owned; -1 once handed to the close op */
 	enum conn_step step;
+	bool drain_recv;    /* the recv in flight began during the drain */
 	weft_io io;         /* the recv or close in flight, if any */
 	weft_send_all send; /* sends everything received, however split */
+	weft_notified drain; /* on drain_notify: the drain has begun */
 	unsigned char buf[BUF_SIZE];
 };
 
@@ -86,15 +102,27 @@ static weft_poll conn_poll(void *self, weft_cx *cx, void *out)
 		case CONN_RECV:
 			weft_io_prep_recv(&c->io, c->fd, c->buf, sizeof(c->buf),
 					  0);
-			if (idle_timeout_ns)
+			c->drain_recv = atomic_load(&draining);
+			if (c->drain_recv)
+				weft_io_set_timeout(&c->io, DRAIN_IDLE_NS);
+			else if (idle_timeout_ns)
 				weft_io_set_timeout(&c->io, idle_timeout_ns);
 			c->step = CONN_RECVING;
 			/* fall through */
 		case CONN_RECVING:
-			if (weft_io_poll(&c->io, cx, &res) == WEFT_PENDING)
-				return WEFT_PENDING;
+			if (weft_io_poll(&c->io, cx, &res) == WEFT_PENDING) {
+				/* Waiting for a request when the drain began:
+				 * idle, so close now (conn_drop cancels the
+				 * recv). A recv begun during the drain has
+				 * its own short timeout instead. */
+				if (c->drain_recv ||
+				    weft_notified_poll(&c->drain, cx, NULL) ==
+					    WEFT_PENDING)
+					return WEFT_PENDING;
+				return WEFT_READY;
+			}
 			if (res <= 0) { /* 0: the peer is done; < 0: error */
-				if (res == -ETIMEDOUT) /* idle too long */
+				if (res == -ETIMEDOUT && !c->drain_recv)
 					atomic_fetch_add_explicit(
 						&idle_closed, 1,
 						memory_order_relaxed);
@@ -128,6 +156,7 @@ static void conn_drop(void *self)
 
 	weft_io_drop(&c->io); /* cancels a recv in flight */
 	weft_send_all_drop(&c->send);
+	weft_notified_drop(&c->drain);
 	if (c->fd >= 0)
 		close(c->fd);
 }
@@ -159,9 +188,17 @@ static void conn_spawn(int fd)
 	/* weft_io and weft_send_all start zeroed (weft/io.h, Preparing). */
 	memset(&c.io, 0, sizeof(c.io));
 	memset(&c.send, 0, sizeof(c.send));
+	/* Prepared here, before the task exists, so a drain that begins
+	 * from now on reaches it (a weft_notified may be copied until its
+	 * first poll). */
+	weft_notified_init(&c.drain, drain_notify);
 	err = weft_spawn(NULL, &conn_desc, &c, NULL);
 	if (err) {
-		fprintf(stderr, "echo-server: spawn: %s\n", weft_strerror(err));
+		/* -ESHUTDOWN: the drain has begun; refuse the client. */
+		if (err != -ESHUTDOWN)
+			fprintf(stderr, "echo-server: spawn: %s\n",
+				weft_strerror(err));
+		weft_notified_drop(&c.drain);
 		close(fd);
 		return;
 	}
@@ -246,7 +283,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: echo-server [--host ADDR] [--port N] [--workers N]\n"
-		"                   [--idle-timeout S]\n"
+		"                   [--idle-timeout S] [--grace-ms N]\n"
 		"\n"
 		"  --host ADDR   numeric IPv4 or IPv6 address (default "
 		"127.0.0.1)\n"
@@ -257,6 +294,10 @@ static void usage(FILE *f)
 		"                close a connection that sends nothing for S "
 		"seconds\n"
 		"                (decimals allowed; default: never)\n"
+		"  --grace-ms N  on SIGINT or SIGTERM, let requests in flight "
+		"finish for\n"
+		"                up to N ms before closing what is left "
+		"(default 5000)\n"
 		"\n"
 		"Runs until SIGINT or SIGTERM.\n");
 }
@@ -300,11 +341,15 @@ int main(int argc, char **argv)
 		{ "port", required_argument, NULL, 'p' },
 		{ "workers", required_argument, NULL, 'w' },
 		{ "idle-timeout", required_argument, NULL, 'i' },
+		{ "grace-ms", required_argument, NULL, 'g' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *host = "127.0.0.1";
 	unsigned long port = 7000;
+	unsigned long grace_ms = 5000;
+	uint64_t t0;
+	weft_join *acceptor;
 	weft_runtime_config cfg;
 	weft_runtime *rt;
 	struct acceptor a;
@@ -312,7 +357,7 @@ int main(int argc, char **argv)
 	int lfd, local_port, sig = 0, err, c;
 
 	weft_runtime_config_init(&cfg);
-	while ((c = getopt_long(argc, argv, "H:p:w:i:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "H:p:w:i:g:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'H':
 			host = optarg;
@@ -326,6 +371,10 @@ int main(int argc, char **argv)
 			break;
 		case 'i':
 			idle_timeout_ns = parse_seconds("--idle-timeout", optarg);
+			break;
+		case 'g':
+			grace_ms = parse_number("--grace-ms", optarg,
+						86400000);
 			break;
 		case 'h':
 			usage(stdout);
@@ -363,17 +412,23 @@ int main(int argc, char **argv)
 		goto out_close;
 	}
 
+	err = weft_notify_new(&drain_notify);
+	if (err) {
+		fprintf(stderr, "echo-server: notify: %s\n",
+			weft_strerror(err));
+		goto out_close;
+	}
 	err = weft_runtime_new(&cfg, &rt);
 	if (err) {
 		fprintf(stderr, "echo-server: runtime: %s\n",
 			weft_strerror(err));
-		goto out_close;
+		goto out_notify;
 	}
 
 	memset(&a, 0, sizeof(a));
 	a.listen_fd = lfd;
 	a.step = ACCEPT;
-	err = weft_spawn(rt, &acceptor_desc, &a, NULL);
+	err = weft_spawn(rt, &acceptor_desc, &a, &acceptor);
 	if (err) {
 		fprintf(stderr, "echo-server: spawn: %s\n", weft_strerror(err));
 		goto out_free;
@@ -386,12 +441,31 @@ int main(int argc, char **argv)
 		err = sigwait(&sigs, &sig);
 	} while (err == EINTR);
 
-	/* Cancels the acceptor and every connection, then joins the workers. */
-	err = weft_runtime_shutdown(rt);
-	if (err)
+	/*
+	 * Drain: no new connections (the acceptor is cancelled, and spawns
+	 * fail from now on anyway), idle connections close, requests in
+	 * flight finish within the grace period; then whatever is left is
+	 * cancelled and the workers are joined.
+	 */
+	t0 = weft_now_ns();
+	atomic_store(&draining, true);
+	weft_notify_waiters(drain_notify);
+	weft_task_abort(acceptor);
+	err = weft_runtime_shutdown_timeout(rt, grace_ms * UINT64_C(1000000));
+	if (err == -ETIMEDOUT) {
+		printf("echo-server: grace period of %lu ms over: closed the "
+		       "connections left\n", grace_ms);
+		err = 0;
+	} else if (!err) {
+		printf("echo-server: drained in %llu ms\n",
+		       (unsigned long long)((weft_now_ns() - t0) / 1000000));
+	} else {
 		fprintf(stderr, "echo-server: shutdown: %s\n",
 			weft_strerror(err));
+	}
+	weft_join_drop(acceptor);
 	weft_runtime_free(rt);
+	weft_notify_free(drain_notify);
 	close(lfd);
 	printf("echo-server: %s, served %lu connections, %lu closed idle\n",
 	       sig == SIGINT ? "SIGINT" : "SIGTERM",
@@ -401,6 +475,8 @@ int main(int argc, char **argv)
 
 out_free:
 	weft_runtime_free(rt);
+out_notify:
+	weft_notify_free(drain_notify);
 out_close:
 	close(lfd);
 	return 1;

@@ -148,6 +148,7 @@ WT_TEST(api_null, runtime_new_null_out)
 WT_TEST(api_null, runtime_shutdown_free_null)
 {
 	cr_expect_eq(weft_runtime_shutdown(NULL), -EINVAL);
+	cr_expect_eq(weft_runtime_shutdown_timeout(NULL, 0), -EINVAL);
 	weft_runtime_free(NULL);
 }
 

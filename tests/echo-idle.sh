@@ -43,10 +43,11 @@ printf 'ping\n' >&3
 IFS= read -r -t 5 line <&3 || fail "no echo"
 [ "$line" = ping ] || fail "echo was '$line'"
 # Silent now: the next read ends at EOF when the server closes us.
-if IFS= read -r -t 10 line <&3; then
-	fail "read '$line' instead of EOF"
-fi
-[ $? -gt 128 ] && fail "not closed within 10 s"
+# (The status must be taken from read itself: after `if`, $? is 0.)
+IFS= read -r -t 10 line <&3
+st=$?
+[ $st -eq 0 ] && fail "read '$line' instead of EOF"
+[ $st -gt 128 ] && fail "not closed within 10 s"
 elapsed=$(( $(now_ms) - sent ))
 exec 3<&-
 [ "$elapsed" -ge $idle_ms ] || fail "closed after $elapsed ms < $idle_ms ms"

@@ -115,6 +115,51 @@ WEFT_API WEFT_MUST_USE int weft_runtime_new(const weft_runtime_config *cfg,
 WEFT_API int weft_runtime_shutdown(weft_runtime *rt);
 
 /**
+ * Graceful drain, then shutdown: stop new spawns, let the tasks already
+ * spawned run until they have all finished or @timeout_ns has passed, then
+ * shut down as weft_runtime_shutdown() does, cancelling whatever is left.
+ *
+ * From the call on, weft_spawn() and weft_spawn_with() on @rt fail with
+ * -ESHUTDOWN from every thread, tasks of @rt included, and so does
+ * weft_block_on(). A task that spawns a child to finish its work must
+ * handle that error (do the work itself, or fail): refusing every spawn
+ * means the drain only ever waits for work that existed when it began, so
+ * a task that keeps spawning (an accept loop, a retry chain) cannot hold
+ * it up. weft_spawn_blocking() (weft/blocking.h) is still accepted until
+ * the deadline, since a task finishing its request may wait on a blocking
+ * job and that job is not a new task.
+ *
+ * Workers keep running: tasks are polled, timers fire and io completes as
+ * before. Detached tasks are waited for like joined ones. A task that
+ * would never finish on its own (an accept loop, a wait on a peer that
+ * stays silent) is cancelled at the deadline: abort such tasks first
+ * (weft_task_abort()) if the drain should not wait for them. The caller
+ * sleeps on a futex and is woken by the completion of the last task; it
+ * does not poll.
+ *
+ * @timeout_ns: the grace period in ns, measured on CLOCK_MONOTONIC from
+ *              the call; 0 cancels at once what is running;
+ *              UINT64_MAX waits without a deadline.
+ *
+ * Join handles stay valid: tasks that finished give their output; those
+ * cancelled at the deadline give -ECANCELED.
+ *
+ * Returns 0 (every task finished before the deadline; also when none was
+ * running), or:
+ *  -ETIMEDOUT  tasks were still running at the deadline and were
+ *              cancelled; the shutdown completed all the same
+ *  -EDEADLK    called from a worker thread of @rt (nothing was done)
+ *  -EALREADY   @rt is already shut down (by either call; nothing was done)
+ *  -EINVAL     @rt is NULL
+ * Holds the same lock as weft_runtime_shutdown() for the whole call: a
+ * concurrent weft_runtime_shutdown() waits for the drain to end. Call
+ * from one thread at a time.
+ * NULL: see core.h.
+ */
+WEFT_API int weft_runtime_shutdown_timeout(weft_runtime *rt,
+					   uint64_t timeout_ns);
+
+/**
  * Free the runtime, shutting it down first if needed. Join handles must have
  * been dropped and wakers for its tasks released before; @rt is invalid
  * afterwards. Not for a worker thread of @rt. NULL is accepted.

@@ -47,6 +47,111 @@ WEFT_API WEFT_MUST_USE int weft_spawn(weft_runtime *rt,
 				      const weft_future_desc *desc,
 				      const void *init, weft_join **join);
 
+/** Longest task name weft_spawn_with() accepts, in bytes, with the NUL. */
+#define WEFT_TASK_NAME_MAX 64
+
+/**
+ * Options for weft_spawn_with() (Tokio's task::Builder). Initialise with
+ * weft_spawn_opts_init(), then set fields; the size field lets later
+ * versions add options without breaking callers built against this one.
+ */
+typedef struct weft_spawn_opts {
+	size_t size;      /**< sizeof(weft_spawn_opts); set by init */
+	/**
+	 * The task's name, for weft_task_name() and the runtime's log
+	 * messages about the task; NULL: unnamed. Copied at spawn (the
+	 * caller's string may go away at once); at most
+	 * WEFT_TASK_NAME_MAX - 1 bytes. Any bytes but NUL; not parsed.
+	 */
+	const char *name;
+} weft_spawn_opts;
+
+/**
+ * Fill @opts with the defaults (no name). Thread-safe.
+ * NULL: see core.h.
+ */
+WEFT_API void weft_spawn_opts_init(weft_spawn_opts *opts);
+
+/**
+ * weft_spawn() with options. @opts NULL, or without a name, spawns exactly
+ * as weft_spawn() does; the other arguments and the placement of the task
+ * are weft_spawn()'s. A name costs one allocation at spawn; weft_spawn()
+ * itself pays nothing for names.
+ *
+ * Returns 0, or weft_spawn()'s errors, or:
+ *  -EINVAL        @opts->size smaller than this version's
+ *                 sizeof(weft_spawn_opts)
+ *  -ENAMETOOLONG  the name has WEFT_TASK_NAME_MAX bytes or more
+ * On failure nothing was spawned and @desc->drop was not called.
+ * Thread-safe.
+ * NULL: see core.h (@opts NULL: the defaults).
+ */
+WEFT_API WEFT_MUST_USE int weft_spawn_with(weft_runtime *rt,
+					   const weft_spawn_opts *opts,
+					   const weft_future_desc *desc,
+					   const void *init, weft_join **join);
+
+/**
+ * The name of the task whose future the calling thread is polling (or
+ * dropping), as given to weft_spawn_with(); NULL for an unnamed task or
+ * off a task (a plain thread, a worker between polls, a task-local
+ * destructor). Valid until that poll or drop returns; copy it to keep it.
+ * Thread-safe (it only reads the calling thread's own task).
+ */
+WEFT_API const char *weft_task_name(void);
+
+/**
+ * A task-local key (Tokio's task_local!): one value per task, looked up by
+ * the key's address. Define keys with static storage duration (or at least
+ * outliving every task that sets them):
+ *
+ *     static const weft_task_local_key request_id =
+ *             WEFT_TASK_LOCAL_KEY_INIT(free);
+ *
+ * @destroy (may be NULL) is called exactly once with each non-NULL value
+ * the key held: when weft_task_local_set() replaces it by a different one
+ * (inside that call, in the task, the new value already in place), or
+ * after the task's future has been dropped (the task finished or was
+ * cancelled: abort, runtime shutdown). The future's drop function still
+ * sees the values; the destructors run after it on the same worker thread
+ * with no current task: weft_task_local_get() there returns NULL and
+ * weft_task_local_set() -EPERM. Several keys' destructors run in no
+ * particular order.
+ */
+typedef struct weft_task_local_key {
+	void (*destroy)(void *value);
+	void *_reserved; /**< zero; for later use */
+} weft_task_local_key;
+
+/** Initialiser for a weft_task_local_key with destructor @destroy. */
+#define WEFT_TASK_LOCAL_KEY_INIT(destroy) { (destroy), NULL }
+
+/**
+ * Set the calling task's value for @key to @value (owned by the task from
+ * now: the key's destructor frees it). The previous value, if any and
+ * different from @value, is destroyed after the new one is stored. Setting NULL removes the value (destroying the old one). Values
+ * belong to the task, not the thread: they follow the task when another
+ * worker steals it. The table is allocated at a task's first set, so tasks
+ * that use none pay nothing.
+ *
+ * Returns 0, or:
+ *  -EPERM   not called from a task's poll or drop (a plain thread, a
+ *           task-local destructor); nothing stored, @value not destroyed
+ *  -ENOMEM  no room for a new key's slot; nothing stored, @value not
+ *           destroyed
+ *  -EINVAL  @key is NULL
+ * Call only from the task itself (it reads the calling thread's task).
+ * NULL: see core.h.
+ */
+WEFT_API int weft_task_local_set(const weft_task_local_key *key, void *value);
+
+/**
+ * The calling task's value for @key, or NULL if it set none (or set
+ * NULL), or when not called from a task's poll or drop.
+ * NULL: see core.h.
+ */
+WEFT_API void *weft_task_local_get(const weft_task_local_key *key);
+
 /**
  * Poll a join handle: WEFT_READY once the task has finished.
  *

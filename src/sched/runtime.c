@@ -25,13 +25,27 @@
  *      queues are torn down, because a job's result wakes its task (a
  *      push to the injector and an unpark through a worker's eventfd);
  *   7. tear down the rings and queues.
+ *
+ * Graceful drain (weft_runtime_shutdown_timeout) comes before step 0:
+ *   a. close the owned-task list without cancelling anything: spawns fail
+ *      with -ESHUTDOWN from here on, so the live count can only fall;
+ *   b. sleep on the futex word rt->drain until the count is 0 or the
+ *      deadline passes. The completion that empties the list
+ *      (weft__sched_release) sets the word to WOKEN and wakes us. The
+ *      drainer stores WAITING then loads the count, the completer
+ *      decrements the count then loads the word, all four seq_cst: one
+ *      of them sees the other, so the last completion is never missed;
+ *   c. run steps 0-7: whatever is still live is cancelled.
  */
 #include <errno.h>
+#include <linux/futex.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <weft/error.h>
@@ -107,6 +121,7 @@ static int alloc_runtime(const weft_runtime_config *cfg, unsigned n,
 	pthread_cond_init(&rt->start_cond, NULL);
 	pthread_mutex_init(&rt->shutdown_lock, NULL);
 	atomic_init(&rt->shutdown, false);
+	atomic_init(&rt->drain, WEFT__DRAIN_NONE);
 	weft__blocking_init(&rt->blocking,
 			    cfg->blocking_threads ? cfg->blocking_threads
 						  : DEFAULT_BLOCKING_THREADS,
@@ -255,19 +270,9 @@ static void drain_queues(struct weft_runtime *rt)
 		weft__task_unref(weft__task_from_qnode(q));
 }
 
-WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
+/* Steps 0-7 (top of file), under rt->shutdown_lock, once. */
+static void shutdown_locked(struct weft_runtime *rt)
 {
-	if (!rt)
-		return -EINVAL;
-	struct weft__worker *self = weft__worker_current();
-	if (self && self->rt == rt)
-		return -EDEADLK;
-
-	pthread_mutex_lock(&rt->shutdown_lock);
-	if (rt->shut_down) {
-		pthread_mutex_unlock(&rt->shutdown_lock);
-		return 0;
-	}
 	weft__blocking_close(&rt->blocking);
 	weft__owned_close_and_cancel(&rt->owned);
 	/* seq_cst: after the close (step 1), before the unparks (step 2);
@@ -286,8 +291,110 @@ WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
 	}
 	drain_queues(rt);
 	rt->shut_down = true;
+}
+
+WEFT_API int weft_runtime_shutdown(weft_runtime *rt)
+{
+	if (!rt)
+		return -EINVAL;
+	struct weft__worker *self = weft__worker_current();
+	if (self && self->rt == rt)
+		return -EDEADLK;
+
+	pthread_mutex_lock(&rt->shutdown_lock);
+	if (!rt->shut_down)
+		shutdown_locked(rt);
 	pthread_mutex_unlock(&rt->shutdown_lock);
 	return 0;
+}
+
+void weft__drain_wake(struct weft_runtime *rt)
+{
+	/* seq_cst: after the caller's seq_cst decrement of the owned count
+	 * (weft__owned_remove), against the drainer's store of WAITING and
+	 * load of the count (step b). Plain runtimes stop at this load. */
+	if (atomic_load_explicit(&rt->drain, memory_order_seq_cst) !=
+	    WEFT__DRAIN_WAITING)
+		return;
+	/* The drainer returns, and rt may be freed, only after joining the
+	 * workers, and completions run on workers: the word is alive. */
+	if (atomic_exchange_explicit(&rt->drain, WEFT__DRAIN_WOKEN,
+				     memory_order_seq_cst) ==
+	    WEFT__DRAIN_WAITING)
+		syscall(SYS_futex, &rt->drain, FUTEX_WAKE_PRIVATE, 1, NULL,
+			NULL, 0);
+}
+
+/*
+ * Step b: sleep until the owned list is empty (true) or CLOCK_MONOTONIC
+ * passes @deadline (false; NULL: no deadline). The list is closed, so an
+ * empty list stays empty.
+ */
+static bool wait_drained(struct weft_runtime *rt,
+			 const struct timespec *deadline)
+{
+	int saved = errno;
+	bool empty;
+
+	for (;;) {
+		/* seq_cst store and load: see weft__drain_wake. Re-armed on
+		 * every round, so a WOKEN left by a completion we have
+		 * already counted cannot turn the wait into a spin. */
+		atomic_store_explicit(&rt->drain, WEFT__DRAIN_WAITING,
+				      memory_order_seq_cst);
+		empty = atomic_load_explicit(&rt->owned.count,
+					     memory_order_seq_cst) == 0;
+		if (empty)
+			break;
+		/* BITSET: an absolute CLOCK_MONOTONIC deadline, so wakes and
+		 * EINTR do not stretch the wait. */
+		if (syscall(SYS_futex, &rt->drain, FUTEX_WAIT_BITSET_PRIVATE,
+			    WEFT__DRAIN_WAITING, deadline, NULL,
+			    FUTEX_BITSET_MATCH_ANY) < 0 &&
+		    errno == ETIMEDOUT) {
+			empty = atomic_load_explicit(&rt->owned.count,
+						     memory_order_seq_cst) == 0;
+			break;
+		}
+	}
+	atomic_store_explicit(&rt->drain, WEFT__DRAIN_NONE,
+			      memory_order_relaxed);
+	errno = saved;
+	return empty;
+}
+
+WEFT_API int weft_runtime_shutdown_timeout(weft_runtime *rt,
+					   uint64_t timeout_ns)
+{
+	struct timespec deadline, *dl = NULL;
+	bool drained;
+
+	if (!rt)
+		return -EINVAL;
+	struct weft__worker *self = weft__worker_current();
+	if (self && self->rt == rt)
+		return -EDEADLK;
+	if (timeout_ns != UINT64_MAX) {
+		clock_gettime(CLOCK_MONOTONIC, &deadline);
+		deadline.tv_sec += (time_t)(timeout_ns / 1000000000u);
+		deadline.tv_nsec += (long)(timeout_ns % 1000000000u);
+		if (deadline.tv_nsec >= 1000000000) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000;
+		}
+		dl = &deadline;
+	}
+
+	pthread_mutex_lock(&rt->shutdown_lock);
+	if (rt->shut_down) {
+		pthread_mutex_unlock(&rt->shutdown_lock);
+		return -EALREADY;
+	}
+	weft__owned_close(&rt->owned); /* step a */
+	drained = wait_drained(rt, dl);
+	shutdown_locked(rt);
+	pthread_mutex_unlock(&rt->shutdown_lock);
+	return drained ? 0 : -ETIMEDOUT;
 }
 
 WEFT_API void weft_runtime_free(weft_runtime *rt)

@@ -76,6 +76,8 @@ struct weft_runtime {
 	_Atomic uint64_t spawned_remote; /* spawns from non-worker threads */
 	_Atomic bool shutdown;   /* workers exit once the owned list is empty */
 	bool shut_down;          /* weft_runtime_shutdown completed */
+	/* Futex word of weft_runtime_shutdown_timeout: WEFT__DRAIN_*. */
+	_Atomic uint32_t drain;
 	pthread_mutex_t shutdown_lock;
 
 	/* start-up handshake */
@@ -88,6 +90,14 @@ struct weft_runtime {
 	void (*log)(void *arg, int level, const char *msg);
 	void *log_arg;
 };
+
+/* rt->drain: nobody drains; a drainer may sleep on the word; a task
+ * completion emptied the owned list since the drainer last looked. */
+enum { WEFT__DRAIN_NONE = 0, WEFT__DRAIN_WAITING = 1, WEFT__DRAIN_WOKEN = 2 };
+
+/* The owned list became empty: wake a draining weft_runtime_shutdown_timeout
+ * if there is one (runtime.c). Any thread. */
+void weft__drain_wake(struct weft_runtime *rt);
 
 /* The worker running on this thread, or NULL. */
 struct weft__worker *weft__worker_current(void);

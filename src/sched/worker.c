@@ -143,6 +143,7 @@ void weft__sched_yield(struct weft__task *t)
 
 void weft__sched_release(struct weft_runtime *rt)
 {
+	weft__drain_wake(rt);
 	/* seq_cst: pairs with the store in weft_runtime_shutdown; the
 	 * owned list's acq_rel count decrement precedes this load. */
 	if (atomic_load_explicit(&rt->shutdown, memory_order_seq_cst))

@@ -71,7 +71,7 @@ WEFT_API int weft_barrier_free(weft_barrier *b)
  * a batch), unlock, wake. */
 static void release_locked(weft_barrier *b, uint64_t gen)
 {
-	struct weft__wakeset ws = { 0 };
+	WEFT__WAKESET_DECL(ws);
 	struct weft__waiter *node;
 
 	while ((node = b->waiters.head) && wait_of(node)->_gen <= gen) {

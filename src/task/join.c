@@ -12,6 +12,12 @@
 #include "task/hooks.h"
 #include "task/task.h"
 
+/* For "%s%s%s" in log messages: ` (task "NAME")`, or nothing if unnamed.
+ * The name is immutable from spawn until the task is freed. */
+#define NAME_ARGS(t) \
+	(t)->name ? " (task \"" : "", (t)->name ? (t)->name : "", \
+		(t)->name ? "\")" : ""
+
 static struct weft__task *task_of(const weft_join *j)
 {
 	return (struct weft__task *)j;
@@ -75,8 +81,8 @@ WEFT_API weft_poll weft_join_poll(weft_join *join, weft_cx *cx, int *status,
 		/* Dropped, yet still alive: the waker field and the output
 		 * are no longer the handle's to touch. */
 		weft__log(t->rt, WEFT_LOG_ERROR,
-			  "weft_join_poll: join handle %p polled after "
-			  "weft_join_drop", (void *)join);
+			  "weft_join_poll: join handle %p%s%s%s polled after "
+			  "weft_join_drop", (void *)join, NAME_ARGS(t));
 		st = -EINVAL;
 		goto ready;
 	}
@@ -104,8 +110,8 @@ WEFT_API void weft_join_drop(weft_join *join)
 		/* Still alive, so readable; the handle's reference is gone
 		 * already and must not be dropped again. */
 		weft__log(t->rt, WEFT_LOG_ERROR,
-			  "weft_join_drop: join handle %p was already dropped; "
-			  "ignored", (void *)join);
+			  "weft_join_drop: join handle %p%s%s%s was already "
+			  "dropped; ignored", (void *)join, NAME_ARGS(t));
 		return;
 	}
 	if (prev & WEFT__ST_COMPLETE) {

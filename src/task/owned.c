@@ -71,14 +71,18 @@ bool weft__owned_remove(struct weft__owned *o, struct weft__task *t)
 	if (t->owned_next)
 		t->owned_next->owned_prev = t->owned_prev;
 	/* acq_rel: the worker that sees 0 at shutdown sees every task's
-	 * completion (and its op submissions) before it. */
+	 * completion (and its op submissions) before it. seq_cst besides:
+	 * with the drainer's seq_cst store of rt->drain and load of the
+	 * count (weft_runtime_shutdown_timeout), one of the two sides sees
+	 * the other, so the last completion cannot miss a draining caller.
+	 * An RMW costs the same either way on x86 and arm64. */
 	size_t prev = atomic_fetch_sub_explicit(&o->count, 1,
-						memory_order_acq_rel);
+						memory_order_seq_cst);
 	weft__spin_unlock(&s->lock);
 	return prev == 1;
 }
 
-void weft__owned_close_and_cancel(struct weft__owned *o)
+static void close_shards(struct weft__owned *o, bool cancel)
 {
 	for (unsigned i = 0; i <= o->mask; i++) {
 		struct weft__owned_shard *s = &o->shards[i];
@@ -92,7 +96,8 @@ void weft__owned_close_and_cancel(struct weft__owned *o)
 		 * (queueing may take the injector lock or make a syscall). */
 		weft__spin_lock(&s->lock);
 		s->closed = true;
-		for (struct weft__task *t = s->head; t; t = t->owned_next) {
+		for (struct weft__task *t = cancel ? s->head : NULL; t;
+		     t = t->owned_next) {
 			if (weft__state_cancel(&t->state) == WEFT__WAKE_SUBMIT) {
 				*tail = &t->qnode;
 				tail = &t->qnode.next;
@@ -106,4 +111,14 @@ void weft__owned_close_and_cancel(struct weft__owned *o)
 			first = next;
 		}
 	}
+}
+
+void weft__owned_close(struct weft__owned *o)
+{
+	close_shards(o, false);
+}
+
+void weft__owned_close_and_cancel(struct weft__owned *o)
+{
+	close_shards(o, true);
 }

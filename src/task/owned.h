@@ -46,6 +46,9 @@ int weft__owned_insert(struct weft__owned *o, struct weft__task *t);
 /* Remove @t; true if the list is now empty (after a close, or not). */
 bool weft__owned_remove(struct weft__owned *o, struct weft__task *t);
 
+/* Refuse further inserts (the tasks in the list run on). Idempotent. */
+void weft__owned_close(struct weft__owned *o);
+
 /* Refuse further inserts and cancel every task in the list. */
 void weft__owned_close_and_cancel(struct weft__owned *o);
 

@@ -15,6 +15,8 @@
 
 static void task_dealloc(struct weft__task *t)
 {
+	if (t->name)
+		free(t->name);
 	free(t);
 }
 
@@ -35,7 +37,8 @@ void weft__task_unref(struct weft__task *t)
 }
 
 int weft__task_new(struct weft_runtime *rt, const weft_future_desc *desc,
-		   const void *init, bool want_join, struct weft__task **out)
+		   const void *init, bool want_join, char *name,
+		   struct weft__task **out)
 {
 	if (!desc || !desc->poll || desc->size > WEFT_FUTURE_MAX_SIZE ||
 	    desc->output_size > WEFT_FUTURE_MAX_SIZE)
@@ -57,6 +60,8 @@ int weft__task_new(struct weft_runtime *rt, const weft_future_desc *desc,
 	t->owned_prev = t->owned_next = NULL;
 	t->output_state = WEFT__OUTPUT_NONE;
 	t->join_waker = WEFT_WAKER_EMPTY;
+	t->name = name;
+	t->locals = NULL;
 	if (init)
 		memcpy(weft__task_future(t), init, desc->size);
 	else
@@ -64,7 +69,7 @@ int weft__task_new(struct weft_runtime *rt, const weft_future_desc *desc,
 
 	int err = weft__owned_insert(weft__sched_owned(rt), t);
 	if (err) {
-		free(t);
+		free(t); /* not task_dealloc: @name stays the caller's */
 		return err;
 	}
 	*out = t;
@@ -101,10 +106,17 @@ static void task_complete(struct weft__task *t)
 		task_dealloc(t);
 }
 
+/* The future's drop still sees the task's locals and name; the locals'
+ * destructors run after it, with no current task. */
 static void task_drop_future(struct weft__task *t)
 {
-	if (t->desc->drop)
+	if (t->desc->drop) {
+		weft__task_current = t;
 		t->desc->drop(weft__task_future(t));
+		weft__task_current = NULL;
+	}
+	if (t->locals)
+		weft__task_locals_destroy(t);
 }
 
 void weft__task_run(struct weft__task *t)
@@ -124,8 +136,11 @@ void weft__task_run(struct weft__task *t)
 
 	weft_waker waker = { &weft__task_waker_vtable, t };
 	weft_cx cx = { &waker, NULL };
-	if (t->desc->poll(weft__task_future(t), &cx, weft__task_output(t)) ==
-	    WEFT_READY) {
+	weft__task_current = t;
+	weft_poll p = t->desc->poll(weft__task_future(t), &cx,
+				    weft__task_output(t));
+	weft__task_current = NULL;
+	if (p == WEFT_READY) {
 		t->output_state = WEFT__OUTPUT_PRESENT;
 		task_drop_future(t);
 		task_complete(t);
@@ -163,9 +178,51 @@ WEFT_API int weft_spawn(weft_runtime *rt, const weft_future_desc *desc,
 		if (!rt)
 			return -EINVAL;
 	}
-	int err = weft__task_new(rt, desc, init, join != NULL, &t);
+	int err = weft__task_new(rt, desc, init, join != NULL, NULL, &t);
 	if (err)
 		return err;
+	if (join)
+		*join = (weft_join *)t;
+	weft__sched_spawn(rt, t);
+	return 0;
+}
+
+WEFT_API void weft_spawn_opts_init(weft_spawn_opts *opts)
+{
+	if (!opts)
+		return;
+	memset(opts, 0, sizeof(*opts));
+	opts->size = sizeof(*opts);
+}
+
+WEFT_API int weft_spawn_with(weft_runtime *rt, const weft_spawn_opts *opts,
+			     const weft_future_desc *desc, const void *init,
+			     weft_join **join)
+{
+	struct weft__task *t;
+	char *name;
+	size_t len;
+
+	if (opts && opts->size < sizeof(*opts))
+		return -EINVAL;
+	if (!opts || !opts->name)
+		return weft_spawn(rt, desc, init, join);
+	if (!rt) {
+		rt = weft_runtime_current();
+		if (!rt)
+			return -EINVAL;
+	}
+	len = strnlen(opts->name, WEFT_TASK_NAME_MAX);
+	if (len == WEFT_TASK_NAME_MAX)
+		return -ENAMETOOLONG;
+	name = strndup(opts->name, len);
+	if (!name)
+		return -ENOMEM;
+	int err = weft__task_new(rt, desc, init, join != NULL, name, &t);
+	if (err) {
+		free(name);
+		return err;
+	}
 	if (join)
 		*join = (weft_join *)t;
 	weft__sched_spawn(rt, t);

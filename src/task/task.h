@@ -13,6 +13,10 @@
  *   join_waker   see state.h (JOIN_WAKER)
  *   output_state written by the poller before COMPLETE; read and updated by
  *                the join handle after it has seen COMPLETE
+ *   name         NULL, or the task's own copy (weft_spawn_with); immutable
+ *   locals       NULL until the first weft_task_local_set; touched only by
+ *                the worker running the task (set/get from its poll and
+ *                drop, destroyed right after the drop)
  *   everything else is immutable after spawn
  */
 #ifndef WEFT_TASK_TASK_H
@@ -20,6 +24,7 @@
 
 #include <weft/core.h>
 #include <weft/runtime.h>
+#include <weft/task.h>
 
 #include "internal.h"
 #include "task/state.h"
@@ -32,6 +37,19 @@ enum weft__output_state {
 	WEFT__OUTPUT_TAKEN = 2,    /* taken or dropped */
 };
 
+/* One task-local value (current.c). */
+struct weft__local {
+	const weft_task_local_key *key;
+	void *value;
+};
+
+/* A task's local values, allocated at its first weft_task_local_set, so
+ * that tasks without any pay one NULL store at spawn. */
+struct weft__locals {
+	unsigned n, cap;
+	struct weft__local slot[];
+};
+
 struct weft__task {
 	weft__state state;
 	struct weft__qnode qnode;
@@ -42,7 +60,13 @@ struct weft__task {
 	uint64_t id;
 	unsigned output_state;
 	weft_waker join_waker;
+	char *name;
+	struct weft__locals *locals;
 } __attribute__((aligned(WEFT__TASK_ALIGN)));
+
+/* The task whose future this thread is polling or dropping, or NULL
+ * (current.c; set by weft__task_run). */
+extern WEFT__TLS struct weft__task *weft__task_current;
 
 static inline void *weft__task_future(struct weft__task *t)
 {
@@ -63,10 +87,17 @@ static inline struct weft__task *weft__task_from_qnode(struct weft__qnode *n)
 /*
  * Allocate and register a task of @rt in @rt's owned list (state NOTIFIED,
  * refs: owned list, queue entry, join handle if @want_join) without
- * scheduling it. Returns 0 or -EINVAL / -ENOMEM / -ESHUTDOWN.
+ * scheduling it. @name (malloc'd, may be NULL) becomes the task's on
+ * success and stays the caller's on failure. Returns 0 or -EINVAL /
+ * -ENOMEM / -ESHUTDOWN.
  */
 int weft__task_new(struct weft_runtime *rt, const weft_future_desc *desc,
-		   const void *init, bool want_join, struct weft__task **out);
+		   const void *init, bool want_join, char *name,
+		   struct weft__task **out);
+
+/* Destroy the task's local values and free the table (current.c): after
+ * its future's drop, on the worker that dropped it. */
+void weft__task_locals_destroy(struct weft__task *t);
 
 /*
  * Run a task popped from a run queue (the caller's queue reference is
