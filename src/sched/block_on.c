@@ -7,8 +7,9 @@
 
 #include <weft/task.h>
 
-#include "sched/parker.h"
+#include "task/parker.h"
 #include "sched/runtime.h"
+#include "task/hooks.h"
 
 WEFT_API int weft_block_on(weft_runtime *rt, const weft_future_desc *desc,
 			   const void *init, void *out)
@@ -41,22 +42,7 @@ WEFT_API int weft_block_on(weft_runtime *rt, const weft_future_desc *desc,
 	return status;
 }
 
-int weft__block_poll(const weft_future_desc *desc, void *state, void *out)
+bool weft__sched_on_worker(void)
 {
-	if (weft__worker_current())
-		return -EDEADLK;
-	struct weft__parker *p = weft__parker_new();
-	if (!p)
-		return -ENOMEM;
-
-	weft_waker waker = weft__parker_waker(p);
-	weft_cx cx;
-	weft_cx_init(&cx, &waker);
-	while (desc->poll(state, &cx, out) == WEFT_PENDING)
-		weft__parker_wait(p);
-	if (desc->drop)
-		desc->drop(state);
-	weft_waker_drop(&waker);
-	weft__parker_unref(p);
-	return 0;
+	return weft__worker_current() != NULL;
 }

@@ -36,7 +36,7 @@
 
 #include <weft/broadcast.h>
 
-#include "sched/parker.h"
+#include "task/parker.h"
 #include "sync/chan.h"
 
 struct bchan {

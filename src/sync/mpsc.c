@@ -49,7 +49,7 @@
 
 #include <weft/mpsc.h>
 
-#include "sched/parker.h"
+#include "task/parker.h"
 #include "spinlock.h"
 #include "sync/waitlist.h"
 

@@ -25,7 +25,7 @@
 
 #include <weft/watch.h>
 
-#include "sched/parker.h"
+#include "task/parker.h"
 #include "sync/chan.h"
 
 struct wchan {

@@ -8,6 +8,8 @@
 #ifndef WEFT_TASK_HOOKS_H
 #define WEFT_TASK_HOOKS_H
 
+#include <stdbool.h>
+
 struct weft_runtime;
 struct weft__owned;
 struct weft__task;
@@ -51,6 +53,10 @@ struct weft_oneshot_rx;
 int weft__sched_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *),
 			       void (*cancel)(void *), void *arg,
 			       struct weft_oneshot_rx **rx);
+
+/* True on a worker thread of any runtime (where blocking would stall the
+ * worker's tasks). Any thread. */
+bool weft__sched_on_worker(void);
 
 /* Send a diagnostic to @rt's log callback, if any (caller misuse the task
  * layer detects, such as a join handle dropped twice). Any thread. */

@@ -42,7 +42,7 @@
 #include <weft/task.h>
 
 #include "internal.h"
-#include "sched/parker.h"
+#include "task/parker.h"
 #include "sync/waitlist.h"
 #include "task/joinset.h"
 

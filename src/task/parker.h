@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A thread parker for threads that are not workers (weft_block_on): a
+ * A thread parker for threads that are not workers (weft_block_on, the
+ * blocking channel calls through weft__block_poll): a
  * refcounted futex word with a waker. The waker holds a reference, so a
  * wake that arrives after the waiting thread returned touches live memory
  * (Tokio's CachedParkThread keeps its Inner in an Arc for the same reason).
  */
-#ifndef WEFT_SCHED_PARKER_H
-#define WEFT_SCHED_PARKER_H
+#ifndef WEFT_TASK_PARKER_H
+#define WEFT_TASK_PARKER_H
 
 #include <weft/core.h>
 
@@ -34,4 +35,4 @@ void weft__parker_wait(struct weft__parker *p);
  */
 int weft__block_poll(const weft_future_desc *desc, void *state, void *out);
 
-#endif /* WEFT_SCHED_PARKER_H */
+#endif /* WEFT_TASK_PARKER_H */

@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "internal.h"
-#include "sched/parker.h"
+#include "task/parker.h"
 
 enum { EMPTY = 0, NOTIFIED = 1, PARKED = 2 };
 
