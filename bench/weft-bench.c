@@ -1100,7 +1100,7 @@ static void sleep_rss_in_child(unsigned workers, struct sleep_rss_result *r)
 struct producer {
 	weft_mpsc_tx *tx;
 	uint64_t next, end, value;
-	bool sending;
+	bool bounded, sending;
 	weft_mpsc_send send;
 };
 
@@ -1110,6 +1110,10 @@ static weft_poll producer_poll(void *self, weft_cx *cx, void *out)
 	int res;
 
 	(void)out;
+	/* Unbounded: a send never waits, so it is a plain call (as Tokio's
+	 * UnboundedSender::send is not async). */
+	for (; !p->bounded && p->next < p->end; p->next++)
+		check(weft_mpsc_try_send(p->tx, &p->next), "mpsc try_send");
 	for (;;) {
 		if (!p->sending) {
 			if (p->next == p->end)
@@ -1149,9 +1153,8 @@ static const weft_future_desc producer_desc = {
 struct mpsc_root {
 	size_t capacity;
 	unsigned producers;
-	bool started, receiving;
+	bool started;
 	weft_mpsc_rx *rx;
-	weft_mpsc_recv recv;
 	uint64_t value, got, sum;
 };
 
@@ -1170,7 +1173,8 @@ static weft_poll mpsc_root_poll(void *self, weft_cx *cx, void *out)
 		check(weft_mpsc_new(&cfg, &tx, &r->rx), "weft_mpsc_new");
 		for (unsigned i = 0; i < r->producers; i++) {
 			struct producer p = { .next = i * per,
-					      .end = (i + 1) * per };
+					      .end = (i + 1) * per,
+					      .bounded = r->capacity != 0 };
 
 			if (i + 1 < r->producers)
 				check(weft_mpsc_tx_clone(tx, &p.tx),
@@ -1182,17 +1186,12 @@ static weft_poll mpsc_root_poll(void *self, weft_cx *cx, void *out)
 		}
 		r->started = true;
 	}
+	/* weft_mpsc_poll_recv: what Tokio's recv().await compiles to. */
 	for (;;) {
-		if (!r->receiving) {
-			check(weft_mpsc_recv_init(&r->recv, r->rx, &r->value),
-			      "weft_mpsc_recv_init");
-			r->receiving = true;
-		}
-		if (weft_mpsc_recv_poll(&r->recv, cx, &res) == WEFT_PENDING)
+		if (weft_mpsc_poll_recv(r->rx, cx, &r->value, &res) ==
+		    WEFT_PENDING)
 			return WEFT_PENDING;
-		weft_mpsc_recv_drop(&r->recv);
-		r->receiving = false;
-		if (res == -EPIPE)
+		if (res == -EPIPE) /* every producer is done */
 			break;
 		check(res, "mpsc recv");
 		r->got++;

@@ -192,6 +192,21 @@ WEFT_API void weft_mpsc_send_drop(weft_mpsc_send *s);
 /** weft_mpsc_send as a generic future (weft/future.h): output int. */
 WEFT_API extern const weft_future_desc weft_mpsc_send_desc;
 
+/**
+ * Poll the receiver directly (Tokio's Receiver::poll_recv): the cheapest
+ * way for a hand-written poll function to receive, with no future object
+ * to prepare and drop. READY with *@res (may be NULL) = 0 and a value in
+ * @out (value_size bytes; NULL discards it), or -EPIPE (closed and
+ * drained), -EINVAL (NULL @rx or @cx). PENDING while the channel is empty:
+ * @cx's waker is registered and woken by the next send or close. The
+ * registration stays until the next poll, recv or receiver drop; a task
+ * that stops receiving is at most woken once more for nothing. The
+ * receiver's call: one thread at a time.
+ * NULL: see core.h.
+ */
+WEFT_API weft_poll weft_mpsc_poll_recv(weft_mpsc_rx *rx, weft_cx *cx,
+				       void *out, int *res);
+
 /** A recv in progress: a future (state of weft_mpsc_recv_desc). Private
  * fields; prepare with weft_mpsc_recv_init(). */
 typedef struct weft_mpsc_recv {

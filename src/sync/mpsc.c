@@ -205,28 +205,39 @@ static inline void copy_value(void *dst, const void *src, size_t n)
 
 /* Under the lock: append a copy of @v to the inbox. -ENOMEM leaves
  * nothing changed. */
-static int push(struct weft_mpsc *c, const void *v)
+static __attribute__((noinline)) int grow(struct weft_mpsc *c)
+{
+	struct queue *q = &c->in;
+	struct block *b = c->free;
+
+	if (b) {
+		c->free = b->next;
+		c->nfree--;
+	} else if (!(b = malloc(sizeof(*b) + (size_t)c->shape.per_block *
+						     c->shape.value_size))) {
+		return -ENOMEM;
+	}
+	b->next = NULL;
+	if (q->tail)
+		q->tail->next = b;
+	else
+		q->head = b;
+	q->tail = b;
+	q->ti = 0;
+	return 0;
+}
+
+/* The send fast path: inlined; a new block is the cold case. */
+static inline __attribute__((always_inline)) int push(struct weft_mpsc *c,
+						      const void *v)
 {
 	struct queue *q = &c->in;
 
-	if (!q->tail || q->ti == c->shape.per_block) {
-		struct block *b = c->free;
+	if (weft__unlikely(!q->tail || q->ti == c->shape.per_block)) {
+		int err = grow(c);
 
-		if (b) {
-			c->free = b->next;
-			c->nfree--;
-		} else if (!(b = malloc(sizeof(*b) +
-					(size_t)c->shape.per_block *
-						c->shape.value_size))) {
-			return -ENOMEM;
-		}
-		b->next = NULL;
-		if (q->tail)
-			q->tail->next = b;
-		else
-			q->head = b;
-		q->tail = b;
-		q->ti = 0;
+		if (err)
+			return err;
 	}
 	copy_value(slot(&c->shape, q->tail, q->ti), v, c->shape.value_size);
 	q->ti++;
@@ -248,11 +259,12 @@ static void drained(struct weft_mpsc *c, struct block *b)
 
 /* Receiver, with out.len > 0: take the oldest value into @v (NULL
  * discards). */
-static void pop(struct weft_mpsc *c, void *v)
+static inline __attribute__((always_inline)) void pop(struct weft_mpsc *c,
+						       void *v)
 {
 	struct queue *q = &c->out;
 
-	if (q->hi == c->shape.per_block) {
+	if (weft__unlikely(q->hi == c->shape.per_block)) {
 		struct block *b = q->head;
 
 		q->head = b->next;
@@ -263,7 +275,7 @@ static void pop(struct weft_mpsc *c, void *v)
 		copy_value(v, slot(&c->shape, q->head, q->hi),
 			   c->shape.value_size);
 	q->hi++;
-	if (--q->len == 0) {
+	if (weft__unlikely(--q->len == 0)) {
 		drained(c, q->head);
 		*q = (struct queue){ 0 };
 	}
@@ -530,8 +542,9 @@ static bool take_permit_locked(struct weft_mpsc *c)
 
 /* Under the lock, holding a permit (or unbounded): queue the value. On
  * -ENOMEM the permit goes back (to a waiter if one is queued). */
-static int send_locked(struct weft_mpsc *c, const void *v, weft_waker *wake,
-		       struct weft__wakeset *ws)
+static inline __attribute__((always_inline)) int
+send_locked(struct weft_mpsc *c, const void *v, weft_waker *wake,
+	    struct weft__wakeset *ws)
 {
 	int r = push(c, v);
 
@@ -692,34 +705,53 @@ WEFT_API const weft_future_desc weft_mpsc_send_desc = {
  * -EAGAIN (empty; with @cx, its waker is registered under the same lock
  * that saw the inbox empty, so no send is missed).
  */
-static int take(struct weft_mpsc *c, void *v, weft_cx *cx)
+/* As the receiver, after a pop: publish the freed slot (bounded), and hand
+ * it over if a send waits. */
+static inline void popped(struct weft_mpsc *c)
 {
-	if (!c->out.len) {
-		weft_waker old = WEFT_WAKER_EMPTY;
-		int r = 0;
+	if (!c->bounded)
+		return;
+	atomic_store_explicit(&c->popped, ++c->npopped, memory_order_seq_cst);
+	if (atomic_load_explicit(&c->has_waiters, memory_order_seq_cst))
+		grant(c);
+}
 
-		weft__spin_lock(&c->lock);
-		swap_locked(c);
-		if (!c->out.len) {
-			r = c->senders == 0 || c->rx_closed ? -EPIPE : -EAGAIN;
-			if (r == -EAGAIN && cx)
-				old = weft__waker_store(&c->rx_waker,
-							cx->waker);
-		}
-		weft__spin_unlock(&c->lock);
-		weft_waker_drop(&old);
-		if (r)
-			return r;
+/* take() with an empty outbox: swap the inbox in under the lock. */
+static __attribute__((noinline)) int take_slow(struct weft_mpsc *c, void *v,
+					       weft_cx *cx)
+{
+	weft_waker old = WEFT_WAKER_EMPTY;
+	int r = 0;
+
+	weft__spin_lock(&c->lock);
+	swap_locked(c);
+	if (!c->out.len) {
+		r = c->senders == 0 || c->rx_closed ? -EPIPE : -EAGAIN;
+		if (r == -EAGAIN && cx)
+			old = weft__waker_store(&c->rx_waker, cx->waker);
 	}
+	weft__spin_unlock(&c->lock);
+	weft_waker_drop(&old);
+	if (r)
+		return r;
 	pop(c, v);
-	if (c->bounded) {
-		/* Publish the freed slot; hand it over if a send waits. */
-		atomic_store_explicit(&c->popped, ++c->npopped,
-				      memory_order_seq_cst);
-		if (atomic_load_explicit(&c->has_waiters,
-					 memory_order_seq_cst))
-			grant(c);
-	}
+	popped(c);
+	return 0;
+}
+
+/*
+ * As the receiver: 0 with a value in @v, -EPIPE (closed and drained) or
+ * -EAGAIN (empty; with @cx, its waker is registered under the same lock
+ * that saw the inbox empty, so no send is missed). The outbox needs no
+ * lock: the fast path.
+ */
+static inline __attribute__((always_inline)) int take(struct weft_mpsc *c,
+						      void *v, weft_cx *cx)
+{
+	if (weft__unlikely(!c->out.len))
+		return take_slow(c, v, cx);
+	pop(c, v);
+	popped(c);
 	return 0;
 }
 
@@ -730,6 +762,20 @@ WEFT_API int weft_mpsc_try_recv(weft_mpsc_rx *rx, void *out)
 	if (!c)
 		return -EINVAL;
 	return take(c, out, NULL);
+}
+
+WEFT_API weft_poll weft_mpsc_poll_recv(weft_mpsc_rx *rx, weft_cx *cx,
+				       void *out, int *res)
+{
+	int v;
+
+	if (!rx || !cx)
+		v = -EINVAL;
+	else if ((v = take(chan_rx(rx), out, cx)) == -EAGAIN)
+		return WEFT_PENDING;
+	if (res)
+		*res = v;
+	return WEFT_READY;
 }
 
 WEFT_API int weft_mpsc_recv_init(weft_mpsc_recv *r, weft_mpsc_rx *rx,
