@@ -12,7 +12,9 @@
  * sometimes drops a pending recv and makes a new one. Some rounds end
  * early: the consumer closes the receiver after a while (senders then see
  * -EPIPE and it drains the rest) or drops it (what is queued goes to
- * drop_value).
+ * drop_value). After each round, a ping-pong: two plain threads send
+ * large values into a channel of capacity 1 or 2 while the main thread
+ * receives, which hits the popped/has_waiters handshake on most sends.
  *
  * Checks: per producer, the seqs received (and then discarded) are
  * exactly 0..k-1 in order, where k is the number of successes that
@@ -407,6 +409,79 @@ static void run_round(uint64_t seed, struct totals *t)
 	free(r);
 }
 
+/* --- ping-pong: the popped/has_waiters handshake ------------------------ */
+
+/*
+ * One plain thread sends into a channel of capacity 1 or 2 while this
+ * thread receives, spinning a little on try_recv before it blocks: the
+ * sender finds the channel full on most sends, so a slot freed just as a
+ * sender queues itself is the common case. Values are large, so that the
+ * receiver's copy out (before it publishes the freed slot) overlaps the
+ * sender's look at the count. A lost handshake leaves the sender waiting
+ * on a drained channel: a hang, which the watchdog reports.
+ */
+#define PING_SIZE WEFT_MPSC_MAX_VALUE
+
+struct pinger {
+	weft_mpsc_tx *tx;
+	uint64_t n, id;
+};
+
+static void *pinger_main(void *arg)
+{
+	struct pinger *p = arg;
+	static _Thread_local uint64_t v[PING_SIZE / 8];
+
+	for (uint64_t i = 0; i < p->n; i++) {
+		v[0] = p->id << 32 | i;
+		v[PING_SIZE / 8 - 1] = ~v[0];
+		STRESS_CHECK(weft_mpsc_send_blocking(p->tx, v) == 0, "send");
+	}
+	weft_mpsc_tx_drop(p->tx);
+	return NULL;
+}
+
+static void ping_pong(uint64_t seed, uint64_t n)
+{
+	struct pinger p[2] = { { .n = n, .id = 0 }, { .n = n, .id = 1 } };
+	weft_mpsc_rx *rx;
+	pthread_t th[2];
+	static uint64_t v[PING_SIZE / 8];
+	uint64_t want[2] = { 0, 0 };
+	int res;
+
+	STRESS_CHECK(weft_mpsc_bounded(PING_SIZE, 1 + seed % 2, &p[0].tx,
+				       &rx) == 0,
+		     "weft_mpsc_bounded");
+	STRESS_CHECK(weft_mpsc_tx_clone(p[0].tx, &p[1].tx) == 0, "clone");
+	for (int i = 0; i < 2; i++)
+		STRESS_CHECK(pthread_create(&th[i], NULL, pinger_main,
+					    &p[i]) == 0,
+			     "pthread_create");
+	for (;;) {
+		for (int spin = 0; spin < 64; spin++)
+			if ((res = weft_mpsc_try_recv(rx, v)) != -EAGAIN)
+				break;
+		if (res == -EAGAIN)
+			res = weft_mpsc_recv_blocking(rx, v);
+		if (res == -EPIPE)
+			break;
+		STRESS_CHECK(res == 0, "recv: %d", res);
+		uint64_t id = v[0] >> 32;
+		STRESS_CHECK(id < 2 && (v[0] & 0xffffffffu) == want[id] &&
+				     v[PING_SIZE / 8 - 1] == ~v[0],
+			     "got %#" PRIx64, v[0]);
+		want[id]++;
+		if ((want[0] + want[1]) % 256 == 0)
+			stress_progress();
+	}
+	STRESS_CHECK(want[0] == n && want[1] == n, "%" PRIu64 ", %" PRIu64
+		     " of %" PRIu64, want[0], want[1], n);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	weft_mpsc_rx_drop(rx);
+}
+
 int main(int argc, char **argv)
 {
 	struct totals t = { 0 };
@@ -417,6 +492,9 @@ int main(int argc, char **argv)
 	while (t.rounds < 4 || stress_elapsed_s() < budget) {
 		stress_set_phase("round");
 		run_round(stress_seed + t.rounds, &t);
+		stress_set_phase("ping-pong");
+		ping_pong(stress_seed + t.rounds,
+			  stress_iters(STRESS_TSAN ? 300 : 2000));
 		if (++t.rounds >= 1000)
 			break;
 	}
