@@ -486,6 +486,24 @@ WT_TEST(mpsc, pending_recv_woken_by_last_sender_drop)
 	wt_leak_check();
 }
 
+WT_TEST(mpsc, pending_recv_woken_by_rx_close)
+{
+	weft_mpsc_tx *tx;
+	weft_mpsc_rx *rx;
+	struct hrecv r;
+
+	cr_assert_eq(weft_mpsc_unbounded(8, &tx, &rx), 0);
+	hrecv_init(&r, rx);
+	cr_expect_eq(hrecv_poll(&r), 1);
+	weft_mpsc_rx_close(rx); /* e.g. from another thread: a stop signal */
+	cr_expect_geq(wt_probe_wakes(&r.pr), 1, "the close did not wake");
+	cr_expect_eq(hrecv_poll(&r), -EPIPE);
+	hrecv_fini(&r);
+	weft_mpsc_tx_drop(tx);
+	weft_mpsc_rx_drop(rx);
+	wt_leak_check();
+}
+
 WT_TEST(mpsc, rx_close_fails_sends_and_drains)
 {
 	enum { N = 80 }; /* more waiters than one wakeset holds */

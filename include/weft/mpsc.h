@@ -101,7 +101,9 @@ WEFT_API void weft_mpsc_tx_drop(weft_mpsc_tx *tx);
  * Close the receiving side without dropping it (Tokio's Receiver::close):
  * every later send, and every waiting one, fails with -EPIPE; what is
  * already queued can still be received, then recv returns -EPIPE. For a
- * graceful stop that loses nothing. NULL is accepted.
+ * graceful stop that loses nothing; a recv waiting on an empty channel is
+ * woken. May be called from any thread, also while a recv is pending on
+ * another. NULL is accepted.
  * NULL: see core.h.
  */
 WEFT_API void weft_mpsc_rx_close(weft_mpsc_rx *rx);

@@ -453,11 +453,16 @@ static void close_locked(struct weft_mpsc *c)
 WEFT_API void weft_mpsc_rx_close(weft_mpsc_rx *rx)
 {
 	struct weft_mpsc *c = chan_rx(rx);
+	weft_waker w;
 
 	if (!c)
 		return;
 	weft__spin_lock(&c->lock);
+	/* A recv pending on an empty channel sees -EPIPE at its next poll:
+	 * wake it (the close may come from another thread, as a stop). */
+	w = sent_locked(c);
 	close_locked(c);
+	weft_waker_wake(&w);
 }
 
 WEFT_API void weft_mpsc_rx_drop(weft_mpsc_rx *rx)
