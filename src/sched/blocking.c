@@ -144,8 +144,8 @@ static int start_thread(struct weft__blocking *p)
 	if (!e)
 		return -ENOMEM;
 	e->pool = p;
-	/* Jobs run with every signal blocked, as workers do. */
-	sigfillset(&all);
+	/* Jobs run with the signals blocked that workers block. */
+	weft__signals_for_threads(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	err = pthread_create(&e->thread, NULL, pool_thread, e);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -163,6 +163,16 @@ fail:
 	return err;
 }
 
+void weft__signals_for_threads(sigset_t *set)
+{
+	sigfillset(set);
+	sigdelset(set, SIGSEGV);
+	sigdelset(set, SIGBUS);
+	sigdelset(set, SIGFPE);
+	sigdelset(set, SIGILL);
+	sigdelset(set, SIGTRAP);
+}
+
 /* Start the worker threads; on failure none is left running. */
 static int start_workers(struct weft_runtime *rt)
 {
@@ -170,7 +180,11 @@ static int start_workers(struct weft_runtime *rt)
 	unsigned made = 0;
 	int err = 0;
 
-	sigfillset(&all);
+	/* Workers take no asynchronous signals (they go to the application's
+	 * threads), but the synchronous ones stay deliverable: a fault on a
+	 * worker (a fiber's stack overflow, a bug) must reach a handler,
+	 * ASan's or weft's, instead of killing the process silently. */
+	weft__signals_for_threads(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	for (; made < rt->nworkers; made++) {
 		struct weft__worker *w = &rt->workers[made];

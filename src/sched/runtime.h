@@ -7,6 +7,7 @@
 #define WEFT_SCHED_RUNTIME_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 
 #include <weft/runtime.h>
@@ -101,6 +102,10 @@ void weft__drain_wake(struct weft_runtime *rt);
 
 /* The worker running on this thread, or NULL. */
 struct weft__worker *weft__worker_current(void);
+
+/* The signal mask of weft's threads (workers, blocking pool): every
+ * signal but the synchronous fault signals. */
+void weft__signals_for_threads(sigset_t *set);
 
 /* The task hooks (weft__sched_spawn, _schedule, _yield, _release, _owned,
  * weft__log) are declared in task/hooks.h. */
