@@ -11,6 +11,7 @@
 #include <weft/broadcast.h>
 #include <weft/core.h>
 #include <weft/error.h>
+#include <weft/fiber.h>
 #include <weft/future.h>
 #include <weft/io.h>
 #include <weft/joinset.h>
