@@ -121,6 +121,71 @@ struct party {
 	weft_barrier_wait w;
 };
 
+/*
+ * A generation bigger than one wake batch (32): its leader unlocks between
+ * batches, and a wait of that generation still queued then may be dropped
+ * (an abort, a select losing). It was released: dropping it must not take
+ * an arrival from the next generation (which would then need n + 1), and
+ * the barrier must not be freeable while the leader is still at work.
+ */
+#define BIG 34
+static weft_barrier_wait big[BIG];
+static weft_barrier *big_b;
+static int big_dropped, big_free_err;
+
+static weft_waker big_clone(const void *d);
+static void big_wake_by_ref(const void *d)
+{
+	if (d == &big[0] && !big_dropped) { /* mid-release: batch 1 */
+		big_dropped = 1;
+		weft_barrier_wait_drop(&big[32]); /* queued, released */
+		big_free_err = weft_barrier_free(big_b);
+	}
+}
+static void big_wake(const void *d) { big_wake_by_ref(d); }
+static void big_drop(const void *d) { (void)d; }
+static const weft_waker_vtable big_vt = { big_clone, big_wake,
+					  big_wake_by_ref, big_drop };
+static weft_waker big_clone(const void *d)
+{
+	return (weft_waker){ &big_vt, d };
+}
+
+Test(barrier, dropping_a_released_wait_mid_release)
+{
+	static weft_barrier_wait next[BIG];
+	int res, leaders = 0;
+
+	cr_assert_eq(weft_barrier_new(BIG, &big_b), 0);
+	for (int i = 0; i < BIG; i++) {
+		weft_waker k = { &big_vt, &big[i] };
+		weft_cx cx;
+
+		weft_cx_init(&cx, &k);
+		cr_assert_eq(weft_barrier_wait_init(&big[i], big_b), 0);
+		weft_poll p = weft_barrier_wait_poll(&big[i], &cx, &res);
+		cr_assert_eq(p == WEFT_READY, i == BIG - 1);
+	}
+	cr_assert(big_dropped, "the first batch was not woken");
+	cr_expect_eq(big_free_err, -EBUSY, "freed while the leader works");
+	for (int i = 0; i < BIG; i++) { /* the next generation: n waits */
+		weft_waker k = weft_waker_noop();
+		weft_cx cx;
+
+		weft_cx_init(&cx, &k);
+		cr_assert_eq(weft_barrier_wait_init(&next[i], big_b), 0);
+		if (weft_barrier_wait_poll(&next[i], &cx, &res) == WEFT_READY &&
+		    res == 1)
+			leaders++;
+	}
+	cr_expect_eq(leaders, 1, "the next generation needed one more wait");
+	for (int i = 0; i < BIG; i++) {
+		weft_barrier_wait_drop(&big[i]);
+		weft_barrier_wait_drop(&next[i]);
+	}
+	cr_expect_eq(weft_barrier_free(big_b), 0);
+}
+
 static weft_poll party_poll(void *self, weft_cx *cx, void *out)
 {
 	struct party *p = self;

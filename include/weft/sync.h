@@ -375,7 +375,8 @@ typedef struct weft_barrier weft_barrier;
  */
 WEFT_API int weft_barrier_new(size_t n, weft_barrier **out);
 
-/** Free @b: 0, or -EBUSY (a wait is queued; nothing freed). NULL: 0. */
+/** Free @b: 0, or -EBUSY (a wait is queued, or a leader is still waking
+ * its generation; nothing freed). NULL: 0. */
 WEFT_API int weft_barrier_free(weft_barrier *b);
 
 /** A wait at a barrier: a future. Private fields; must not move once

@@ -7,8 +7,10 @@
  * Every field, and a queued wait's node, is under the spinlock. Waits of
  * the old generation are all ahead of any new one in the FIFO, so a
  * release that unlocks to wake a batch stops at the first newer wait.
- * A dropped queued wait is of the current generation (older ones are
- * dequeued by their release), so it takes its arrival back.
+ * A dropped queued wait of the current generation takes its arrival back;
+ * one of an older generation (still queued while its leader wakes it in
+ * batches, with the lock dropped between them) was released and only
+ * leaves.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -23,6 +25,7 @@ struct weft_barrier {
 	size_t n;
 	size_t arrived;
 	uint64_t gen;
+	unsigned releasing; /* leaders between wake batches: b in use */
 	struct weft__waitlist waiters;
 };
 
@@ -58,7 +61,7 @@ WEFT_API int weft_barrier_free(weft_barrier *b)
 	if (!b)
 		return 0;
 	weft__spin_lock(&b->lock);
-	bool busy = b->waiters.head != NULL;
+	bool busy = b->waiters.head != NULL || b->releasing;
 	weft__spin_unlock(&b->lock);
 	if (busy)
 		return -EBUSY;
@@ -74,6 +77,7 @@ static void release_locked(weft_barrier *b, uint64_t gen)
 	WEFT__WAKESET_DECL(ws);
 	struct weft__waiter *node;
 
+	b->releasing++; /* weft_barrier_free waits for us */
 	while ((node = b->waiters.head) && wait_of(node)->_gen <= gen) {
 		if (weft__wakeset_full(&ws)) {
 			weft__spin_unlock(&b->lock);
@@ -84,8 +88,9 @@ static void release_locked(weft_barrier *b, uint64_t gen)
 		weft__waitlist_remove(&b->waiters, node);
 		weft__wakeset_take(&ws, node);
 	}
+	b->releasing--;
 	weft__spin_unlock(&b->lock);
-	weft__wakeset_wake(&ws);
+	weft__wakeset_wake(&ws); /* touches no field of b */
 }
 
 WEFT_API int weft_barrier_wait_init(weft_barrier_wait *w, weft_barrier *b)
@@ -156,9 +161,13 @@ WEFT_API void weft_barrier_wait_drop(weft_barrier_wait *w)
 
 	weft__spin_lock(&b->lock);
 	if (node->queued) {
-		/* Still waiting, so of the current generation: un-arrive. */
 		weft__waitlist_remove(&b->waiters, node);
-		b->arrived--;
+		/* Of the current generation: take the arrival back. One of an
+		 * older generation is still queued only because its leader is
+		 * waking that generation in batches (it unlocks between them):
+		 * it was released, and `arrived` already counts the new one. */
+		if (w->_gen == b->gen)
+			b->arrived--;
 	}
 	old = node->waker;
 	node->waker = WEFT_WAKER_EMPTY;
