@@ -435,3 +435,67 @@ WT_RT_TEST_T(watch, readers_see_the_last_value, 30)
 	}
 	wt_rt_free(rt);
 }
+
+/*
+ * A send wakes the receivers waiting when it began, not those that queue
+ * while it is waking them (woken tasks that re-poll at once on another
+ * worker and wait again): with more waiters than one wake batch, waking
+ * until the list was empty never ended under that stream.
+ */
+#define RQ 40
+static weft_watch_changed rq_f[RQ];
+static weft_watch_rx *rq_rx[RQ];
+static long rq_wakes;
+
+static weft_waker rq_clone(const void *d);
+static void rq_wake_by_ref(const void *d)
+{
+	int i = (int)(intptr_t)d, st;
+	weft_waker k = rq_clone(d);
+	weft_cx cx;
+
+	if (++rq_wakes > 100 * RQ)
+		return; /* the test fails below; stop the loop */
+	weft_cx_init(&cx, &k);
+	if (weft_watch_changed_poll(&rq_f[i], &cx, &st) == WEFT_READY) {
+		weft_watch_changed_drop(&rq_f[i]);
+		weft_watch_changed_init(&rq_f[i], rq_rx[i]);
+		weft_watch_changed_poll(&rq_f[i], &cx, &st); /* waits again */
+	}
+}
+static void rq_wake(const void *d) { rq_wake_by_ref(d); }
+static void rq_drop(const void *d) { (void)d; }
+static const weft_waker_vtable rq_vt = { rq_clone, rq_wake, rq_wake_by_ref,
+					 rq_drop };
+static weft_waker rq_clone(const void *d)
+{
+	return (weft_waker){ &rq_vt, d };
+}
+
+Test(watch, send_wakes_each_waiter_once_while_they_requeue)
+{
+	weft_watch_tx *tx;
+	weft_watch_rx *r0;
+	int v = 0, st;
+
+	cr_assert_eq(weft_watch_new(sizeof(v), &v, &tx, &r0), 0);
+	for (int i = 0; i < RQ; i++) {
+		weft_waker k = rq_clone((void *)(intptr_t)i);
+		weft_cx cx;
+
+		cr_assert_eq(weft_watch_tx_subscribe(tx, &rq_rx[i]), 0);
+		cr_assert_eq(weft_watch_changed_init(&rq_f[i], rq_rx[i]), 0);
+		weft_cx_init(&cx, &k);
+		cr_assert_eq(weft_watch_changed_poll(&rq_f[i], &cx, &st),
+			     WEFT_PENDING);
+	}
+	v = 1;
+	cr_expect_geq(weft_watch_send(tx, &v), 0);
+	cr_expect_eq(rq_wakes, RQ, "%ld wakes for %d waiters", rq_wakes, RQ);
+	for (int i = 0; i < RQ; i++) {
+		weft_watch_changed_drop(&rq_f[i]);
+		weft_watch_rx_drop(rq_rx[i]);
+	}
+	weft_watch_rx_drop(r0);
+	weft_watch_tx_drop(tx);
+}

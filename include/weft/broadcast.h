@@ -87,9 +87,8 @@ WEFT_API void weft_broadcast_tx_drop(weft_broadcast_tx *tx);
 
 /**
  * A new receiver, set in *@out, that receives every value sent from now
- * on (not those sent before; Tokio's subscribe). Works on a closed
- * channel too (the receiver gets -EPIPE). Returns 0, -EINVAL (NULL
- * argument) or -ENOMEM. Thread-safe.
+ * on (not those sent before; Tokio's subscribe). Returns 0, -EINVAL
+ * (NULL argument) or -ENOMEM. Thread-safe.
  * NULL: see core.h.
  */
 WEFT_API int weft_broadcast_subscribe(const weft_broadcast_tx *tx,

@@ -122,8 +122,8 @@ WEFT_API void weft_mpsc_rx_drop(weft_mpsc_rx *rx);
  * Returns 0, or -EAGAIN (a bounded channel is full, or senders are
  * waiting for room: nothing was sent), -EPIPE (the receiver is closed or
  * dropped: nothing was sent), -EINVAL (NULL @tx, NULL @value with a
- * non-zero value_size), -ENOMEM (unbounded, out of memory: nothing was
- * sent). Thread-safe.
+ * non-zero value_size), -ENOMEM (out of memory for a new block of
+ * values: nothing was sent). Thread-safe.
  * NULL: see core.h.
  */
 WEFT_API int weft_mpsc_try_send(weft_mpsc_tx *tx, const void *value);
@@ -175,7 +175,8 @@ WEFT_API int weft_mpsc_send_init(weft_mpsc_send *s, weft_mpsc_tx *tx,
 /**
  * Poll the send. READY with *@res (may be NULL) = 0 (the value was copied
  * into the channel), -EPIPE (the receiver is closed or dropped: nothing was
- * sent), -ENOMEM (unbounded, out of memory: nothing sent), -EALREADY
+ * sent), -ENOMEM (out of memory for a new block:
+ * nothing sent), -EALREADY
  * (polled after READY) or -EINVAL (NULL or unprepared @s or @cx). PENDING
  * while a bounded channel is full.
  * NULL: see core.h.

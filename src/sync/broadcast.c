@@ -31,6 +31,7 @@
  *   DONE      READY returned, or dropped
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,7 +92,10 @@ WEFT_API int weft_broadcast_new(size_t value_size, size_t capacity,
 	c->cap = round_pow2(capacity);
 	c->mask = c->cap - 1;
 	c->value_size = value_size;
-	/* value_size and cap are both at most 2^30: no overflow. */
+	/* value_size and cap are both at most 2^30: no overflow with a
+	 * 64-bit size_t; checked where size_t is narrower. */
+	if (value_size && (size_t)c->cap > SIZE_MAX / value_size)
+		goto out_nomem;
 	if (value_size) {
 		c->ring = malloc((size_t)c->cap * value_size);
 		if (!c->ring)

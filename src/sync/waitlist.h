@@ -142,31 +142,65 @@ static inline void weft__waitlist_leave_unlock(struct weft__waitlist *l,
 	weft_waker_drop(&old);
 }
 
+/* A sentinel's waker: no vtable, this tag as data (a queued waiter's
+ * waker is never that). Wake-all rounds skip each other's sentinels. */
+extern const char weft__waitlist_sentinel_tag;
+
+static inline bool weft__waiter_is_sentinel(const struct weft__waiter *w)
+{
+	return !w->waker.vtable && w->waker.data == &weft__waitlist_sentinel_tag;
+}
+
 /*
- * With @lock held: wake every waiter of @l, WEFT__WAKESET_MAX at a time
- * with the lock dropped in between, and return with @lock released. The
- * caller must keep the lock's owner alive across the unlocked stretches
- * (a woken task may drop its handle). A waiter queued during one of them
- * is woken too, needlessly but harmlessly for waits that re-check.
+ * With @lock held: wake every waiter queued on @l now, WEFT__WAKESET_MAX at
+ * a time with the lock dropped in between, and return with @lock released.
+ * A sentinel node (on this call's stack) marks the end of "now": waiters
+ * queued during the unlocked stretches, including woken ones that re-poll
+ * on another worker and queue again, are behind it and are not woken by
+ * this call (waking until the list is empty could go on forever under a
+ * steady stream of re-queued waiters: the sender would never return). The
+ * caller must keep the lock's owner alive across the unlocked stretches (a
+ * woken task may drop its handle).
  */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic push
+/* The sentinel is a local on purpose: it leaves the list before return. */
+#pragma GCC diagnostic ignored "-Wdangling-pointer"
+#endif
 static inline void weft__waitlist_wake_all_unlock(struct weft__waitlist *l,
 						  weft__spinlock *lock)
 {
 	WEFT__WAKESET_DECL(ws);
+	struct weft__waiter end = {
+		.waker = { NULL, &weft__waitlist_sentinel_tag },
+	};
 	struct weft__waiter *w;
 
-	while ((w = l->head)) {
+	weft__waitlist_push(l, &end);
+	for (w = l->head; w != &end;) {
+		struct weft__waiter *next = w->next;
+
+		if (weft__waiter_is_sentinel(w)) { /* another round's */
+			w = next;
+			continue;
+		}
 		if (weft__wakeset_full(&ws)) {
 			weft__spin_unlock(lock);
 			weft__wakeset_wake(&ws);
 			weft__spin_lock(lock);
+			w = l->head; /* nodes may have left meanwhile */
 			continue;
 		}
 		weft__waitlist_remove(l, w);
 		weft__wakeset_take(&ws, w);
+		w = next;
 	}
+	weft__waitlist_remove(l, &end);
 	weft__spin_unlock(lock);
 	weft__wakeset_wake(&ws);
 }
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic pop
+#endif
 
 #endif /* WEFT_SYNC_WAITLIST_H */
