@@ -205,6 +205,80 @@ WEFT_API int weft_co_close(int fd);
  * -EINVAL (NULL @join), -EPERM (not on a fiber: @join untouched). */
 WEFT_API int weft_co_join(weft_join *join, void *out);
 
+/*
+ * Channels, sync primitives and task groups from a fiber: the future of
+ * weft/sync.h, weft/mpsc.h, weft/broadcast.h, weft/watch.h or
+ * weft/joinset.h, awaited. Each returns that future's int result (see its
+ * poll's doc: 0, -EPIPE, -EOVERFLOW, ...), -ETIMEDOUT past @deadline_ns
+ * (0: none; where there is one: nothing was taken or sent), -ECANCELED or
+ * -EPERM as above, or the init's -EINVAL. Waiting fibers queue exactly as
+ * tasks polling the same futures do (FIFO where the primitive is).
+ */
+struct weft_mpsc_tx;
+struct weft_mpsc_rx;
+struct weft_oneshot_rx;
+struct weft_broadcast_rx;
+struct weft_watch_rx;
+struct weft_semaphore;
+struct weft_mutex;
+struct weft_rwlock;
+struct weft_notify;
+struct weft_barrier;
+struct weft_joinset;
+struct weft_scope;
+
+/** weft_mpsc_send: copies @value in; waits while a bounded channel is
+ * full. */
+WEFT_API int weft_co_mpsc_send(struct weft_mpsc_tx *tx, const void *value,
+			       uint64_t deadline_ns);
+
+/** weft_mpsc_recv into @out (NULL: discard); -EPIPE when closed and
+ * drained. */
+WEFT_API int weft_co_mpsc_recv(struct weft_mpsc_rx *rx, void *out,
+			       uint64_t deadline_ns);
+
+/** Receive a oneshot's value into @out; the receiver is consumed (as the
+ * weft_oneshot_recv future owns it). 0 or -EPIPE. */
+WEFT_API int weft_co_oneshot_recv(struct weft_oneshot_rx *rx, void *out);
+
+/** weft_broadcast_recv: 0, -EOVERFLOW (*@missed set), -EPIPE. */
+WEFT_API int weft_co_broadcast_recv(struct weft_broadcast_rx *rx, void *out,
+				    uint64_t *missed, uint64_t deadline_ns);
+
+/** weft_watch_changed: 0 once there is an unseen version (marked seen),
+ * -EPIPE when the sender is gone. */
+WEFT_API int weft_co_watch_changed(struct weft_watch_rx *rx,
+				   uint64_t deadline_ns);
+
+/** Acquire @n permits (give them back with weft_semaphore_release). */
+WEFT_API int weft_co_semaphore_acquire(struct weft_semaphore *s, size_t n,
+				       uint64_t deadline_ns);
+
+/** Lock @m (unlock with weft_mutex_unlock). */
+WEFT_API int weft_co_mutex_lock(struct weft_mutex *m, uint64_t deadline_ns);
+
+/** Read-lock @l (weft_rwlock_read_unlock). */
+WEFT_API int weft_co_rwlock_read(struct weft_rwlock *l, uint64_t deadline_ns);
+
+/** Write-lock @l (weft_rwlock_write_unlock). */
+WEFT_API int weft_co_rwlock_write(struct weft_rwlock *l,
+				  uint64_t deadline_ns);
+
+/** Wait for a notification of @n (weft_notified). */
+WEFT_API int weft_co_notified(struct weft_notify *n, uint64_t deadline_ns);
+
+/** Wait at @b: 1 for the generation's leader, 0 for the others. */
+WEFT_API int weft_co_barrier_wait(struct weft_barrier *b);
+
+/** The next task of @set to finish: its status (0 with its output in
+ * @value, -ECANCELED) and *@id (may be NULL); -ENOENT when the set is
+ * empty. */
+WEFT_API int weft_co_joinset_join_next(struct weft_joinset *set, void *value,
+				       uint64_t *id);
+
+/** Wait for every task of @scope: its first error, or 0. */
+WEFT_API int weft_co_scope_join(struct weft_scope *scope);
+
 #ifdef __cplusplus
 }
 #endif
