@@ -11,8 +11,10 @@ required="autoconf automake libtool pkg-config make gcc liburing-dev libck-dev
 	  libcriterion-dev"
 # Optional: cargo and librust-tokio-dev are the Tokio side of `make demo`
 # (offline crate sources from Debian; without them bench/compare.sh says so
-# and runs weft alone); clang is the second compiler .ci/run builds with.
-optional="cargo librust-tokio-dev clang"
+# and runs weft alone); clang is the second compiler .ci/run builds with;
+# gcc-aarch64-linux-gnu and qemu-user let make check test the AArch64
+# fiber context switch on an x86-64 machine.
+optional="cargo librust-tokio-dev clang gcc-aarch64-linux-gnu qemu-user"
 
 # The packages among "$@" that are not installed, each after a space.
 missing() {
@@ -49,11 +51,11 @@ if command -v dpkg-query >/dev/null 2>&1; then
 		echo "autogen.sh: missing packages. Run:" >&2
 		echo "  sudo apt-get install -y$need" >&2
 		[ -z "$want" ] ||
-			echo "autogen.sh: note: optional, for the Tokio side of make demo and for clang builds:$want" >&2
+			echo "autogen.sh: note: optional, for the Tokio side of make demo, clang builds and the AArch64 switch test:$want" >&2
 		exit 1
 	elif [ -n "$want" ]; then
 		echo "autogen.sh: note: optional packages not installed:$want" >&2
-		echo "  (sudo apt-get install -y$want: the Tokio side of make demo, clang builds)" >&2
+		echo "  (sudo apt-get install -y$want: the Tokio side of make demo, clang builds, the AArch64 switch test)" >&2
 	fi
 fi
 
