@@ -87,7 +87,7 @@ struct fiber {
 #endif
 };
 
-static __thread struct fiber *current;
+static WEFT__TLS struct fiber *current;
 
 /*
  * The fiber running on this thread. noinline: a fiber that migrated must
