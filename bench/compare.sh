@@ -3,9 +3,10 @@
 #
 # compare.sh BUILDDIR [--workers N] [--reps N] [--filter SUBSTR]
 #
-# Run BUILDDIR/bench/weft-bench and bench/tokio (tokio-bench: the same
-# workloads on a Tokio runtime) with the same options and print them side
-# by side: median ns per op of each, the ratio tokio/weft (> 1: weft is
+# Run BUILDDIR/bench/weft-bench, bench/tokio (tokio-bench: the same
+# workloads on a Tokio runtime) and bench/go (go-bench: the fiber workloads
+# with goroutines) with the same options and print them side by side.
+# Against Tokio: median ns per op of each, the ratio tokio/weft (> 1: weft is
 # faster), peak RSS and bytes per parked task; then the timer lateness
 # workloads (wall time, mean, p99 and max lateness, and the p99 of the wait
 # from spawn to first poll, where each sleep starts) and the memory per
@@ -21,14 +22,20 @@
 #            tokio_peak_rss_kib=<n> ratio=<f>
 #
 # (each on one line). ratio is tokio/weft of the p99 lateness and of the
-# bytes per sleep: > 1, weft is better.
+# bytes per sleep: > 1, weft is better. Against Go, a second table of the
+# fiber_* workloads, median ns per op of each and go/weft, and
+#
+#   compare: <fiber_*> workers=<n> weft_ns_per_op=<f> go_ns_per_op=<f> go_speedup=<f>
 #
 # tokio-bench is built offline with cargo against Debian's packaged crate
 # sources (librust-tokio-dev), in BUILDDIR/bench/tokio-build (a copy of
 # bench/tokio plus the target directory), so the source tree is never
 # written to. If cargo or the crates are missing, or the build or the run
 # fails, the comparison is skipped with one "compare: skipped: ..." line and
-# weft-bench still runs: the exit status is weft-bench's alone. --workers
+# weft-bench still runs: the exit status is weft-bench's alone. go-bench is
+# built the same way with Debian's golang-go (no dependencies; GOFLAGS=
+# -mod=mod, GOPROXY=off, GOCACHE and GOPATH in BUILDDIR/bench/go-build),
+# and skipped the same way, on its own, when go is missing or fails. --workers
 # defaults to the online CPUs (weft-bench's default), passed to both.
 
 set -u
@@ -75,6 +82,7 @@ done
 
 srcdir=$(cd "$(dirname "$0")/.." && pwd) || exit 1
 tokio_src=$srcdir/bench/tokio
+go_src=$srcdir/bench/go
 weft=$builddir/bench/weft-bench
 registry=/usr/share/cargo/registry # as in bench/tokio/.cargo/config.toml
 
@@ -143,6 +151,50 @@ build_tokio() {
 }
 build_tokio
 
+# ---------------------------------------------------------- build go-bench
+go_skip=
+go_bin=
+build_go() {
+	if ! command -v go >/dev/null 2>&1; then
+		go_skip="go not found (apt-get install golang-go)"
+		return
+	fi
+	if [ ! -f "$go_src/go.mod" ]; then
+		go_skip="$go_src/go.mod missing"
+		return
+	fi
+	# A copy as for tokio-bench: go may write go.sum beside go.mod.
+	gdir=$builddir/bench/go-build
+	mkdir -p "$gdir/src" || {
+		go_skip="cannot create $gdir"
+		return
+	}
+	gdir=$(cd "$gdir" && pwd)
+	echo '*' >"$gdir/.gitignore"
+	for f in go.mod main.go; do
+		if ! cmp -s "$go_src/$f" "$gdir/src/$f"; then
+			cp "$go_src/$f" "$gdir/src/$f" || {
+				go_skip="cannot copy $f to $gdir"
+				return
+			}
+		fi
+	done
+
+	echo "compare: building go-bench ($(go version 2>/dev/null))"
+	# Offline: no proxy, no toolchain download (go >= 1.21), caches in
+	# the build tree rather than $HOME.
+	if ! (cd "$gdir/src" && unset MAKEFLAGS MFLAGS GOROOT &&
+	      GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local GO111MODULE=on \
+	      GOCACHE=$gdir/cache GOPATH=$gdir/gopath \
+	      go build -o "$gdir/go-bench" .) >"$gdir/build.log" 2>&1; then
+		go_skip="go build of go-bench failed (log: $gdir/build.log)"
+		tail -n 15 "$gdir/build.log" | sed 's/^/compare:   /' >&2
+		return
+	fi
+	go_bin=$gdir/go-bench
+}
+build_go
+
 # ------------------------------------------------------------------ run
 "$weft" "$@" >"$tmp/weft.out"
 weft_rc=$?
@@ -152,18 +204,39 @@ if [ "$weft_rc" -ne 0 ]; then
 	exit "$weft_rc"
 fi
 
+# An output file stays empty when its side is skipped: the table leaves
+# that side out.
+: >"$tmp/tokio.out"
+: >"$tmp/go.out"
 if [ -z "$skip" ]; then
 	echo
 	"$tokio_bin" "$@" >"$tmp/tokio.out"
 	rc=$?
 	cat "$tmp/tokio.out"
-	[ "$rc" -eq 0 ] || skip="tokio-bench failed (status $rc)"
+	if [ "$rc" -ne 0 ]; then
+		skip="tokio-bench failed (status $rc)"
+		: >"$tmp/tokio.out"
+	fi
+fi
+if [ -z "$go_skip" ]; then
+	echo
+	"$go_bin" "$@" >"$tmp/go.out"
+	rc=$?
+	cat "$tmp/go.out"
+	if [ "$rc" -ne 0 ]; then
+		go_skip="go-bench failed (status $rc)"
+		: >"$tmp/go.out"
+	fi
 fi
 if [ -n "$skip" ]; then
 	echo
 	echo "compare: skipped: $skip"
-	exit 0
 fi
+if [ -n "$go_skip" ]; then
+	echo
+	echo "compare: skipped: $go_skip"
+fi
+[ -n "$skip" ] && [ -n "$go_skip" ] && exit 0
 
 # ---------------------------------------------------------------- table
 echo
@@ -177,6 +250,7 @@ function fields(   i, p) {
 }
 function ratio(t, w) { return w > 0 ? sprintf("%.2f", t / w) : "-" }
 function both(w) { return (("weft", w) in ns) && (("tokio", w) in ns) }
+function goboth(w) { return (("weft", w) in ns) && (("go", w) in ns) }
 function tboth(w) { return (("weft", w) in tim) && (("tokio", w) in tim) }
 # One row of the second table: a figure of workload w from tv[] (or
 # extra[] when w is empty), whose ratio is tokio/weft.
@@ -187,7 +261,8 @@ function trow(label, w, k, fmt,   a, b) {
 }
 $1 != "bench:" { next }
 {
-	rt = FILENAME ~ /tokio\.out$/ ? "tokio" : "weft"
+	rt = FILENAME ~ /tokio\.out$/ ? "tokio" : \
+	     FILENAME ~ /go\.out$/ ? "go" : "weft"
 	if ($2 ~ /=/) {			# bench: peak_rss_kib=N / bytes_per_task=F
 		split($2, a, "=")
 		extra[rt, a[1]] = a[2]
@@ -216,6 +291,50 @@ $1 != "bench:" { next }
 	ns[rt, $2] = kv["ns_per_op"]
 }
 END {
+	if (tokio_common())
+		tokio_tables()
+	for (i = 1; i <= n; i++)
+		if (goboth(order[i])) {
+			go_table()
+			break
+		}
+}
+# Whether tokio-bench ran any workload weft-bench did (--filter fiber_
+# selects none).
+function tokio_common(   i) {
+	for (i = 1; i <= n; i++)
+		if (both(order[i]))
+			return 1
+	for (i = 1; i <= tn; i++)
+		if (tboth(torder[i]))
+			return 1
+	return ("tokio", "bytes_per_sleep") in extra ||
+	       ("tokio", "bytes_per_task") in extra
+}
+function go_table(   i, w) {
+	print ""
+	printf "compare: weft fibers vs goroutines, workers=%s, median of " \
+	       "%s reps (ratio = go/weft, > 1: weft is faster)\n", workers,
+	       reps
+	printf "%-24s %12s %12s %11s\n", "workload", "weft ns/op",
+	       "go ns/op", "go/weft"
+	for (i = 1; i <= n; i++) {
+		w = order[i]
+		if (goboth(w))
+			printf "%-24s %12.2f %12.2f %11s\n", w, ns["weft", w],
+			       ns["go", w], ratio(ns["go", w], ns["weft", w])
+	}
+	print ""
+	for (i = 1; i <= n; i++) {
+		w = order[i]
+		if (goboth(w))
+			printf "compare: %s workers=%s weft_ns_per_op=%.2f " \
+			       "go_ns_per_op=%.2f go_speedup=%s\n", w, workers,
+			       ns["weft", w], ns["go", w],
+			       ratio(ns["go", w], ns["weft", w])
+	}
+}
+function tokio_tables(   i, j, w, nk, ks, sleeps, treps) {
 	printf "compare: weft vs tokio, workers=%s, median of %s reps " \
 	       "(ratio = tokio/weft, > 1: weft is faster)\n", workers, reps
 	printf "%-24s %12s %12s %11s\n", "workload", "weft ns/op",
@@ -314,5 +433,5 @@ END {
 		       extra["tokio", "bytes_per_task"]
 	printf "compare: peak_rss_kib weft=%s tokio=%s\n",
 	       extra["weft", "peak_rss_kib"], extra["tokio", "peak_rss_kib"]
-}' "$tmp/weft.out" "$tmp/tokio.out"
+}' "$tmp/weft.out" "$tmp/tokio.out" "$tmp/go.out"
 exit 0

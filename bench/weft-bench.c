@@ -30,6 +30,9 @@
  * does it: an atomic countdown whose last decrement sends on a channel
  * (here a oneshot) that the waiting side awaits.
  *
+ * and the channel, mutex and fiber workloads (mpsc_*, mutex_*, fiber_*),
+ * each described above its code.
+ *
  * task_memory spawns 100,000 tasks that park on a shared gate and reports
  * the growth of the resident set per task. It runs first, on a fresh heap,
  * so that memory freed by other workloads does not hide the growth.
@@ -58,6 +61,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -207,9 +211,18 @@ static const weft_future_desc count_desc = {
 
 /* -------------------------------------------------- spawn_many_local */
 
-/* Spawns NUM_SPAWN counting tasks from its worker, then awaits them. */
+/* A fiber that counts a latch down and returns (fiber_spawn_many). */
+static void *count_fiber(void *arg)
+{
+	latch_count_down(arg);
+	return NULL;
+}
+
+/* Spawns NUM_SPAWN counting tasks (or fibers) from its worker, then
+ * awaits them. */
 struct sml_root {
 	struct latch *done;
+	bool fibers;
 	bool spawned;
 };
 
@@ -219,12 +232,15 @@ static weft_poll sml_root_poll(void *self, weft_cx *cx, void *out)
 	struct count_task c = { .done = r->done };
 
 	(void)out;
-	if (!r->spawned) {
-		for (int i = 0; i < NUM_SPAWN; i++)
+	for (int i = 0; !r->spawned && i < NUM_SPAWN; i++) {
+		if (r->fibers)
+			check(weft_go(NULL, count_fiber, r->done, NULL, NULL),
+			      "weft_go");
+		else
 			check(weft_spawn(NULL, &count_desc, &c, NULL),
 			      "weft_spawn");
-		r->spawned = true;
 	}
+	r->spawned = true;
 	return latch_poll(r->done, cx);
 }
 
@@ -233,14 +249,19 @@ static const weft_future_desc sml_root_desc = {
 	.size = sizeof(struct sml_root),
 };
 
-static void spawn_many_local(weft_runtime *rt)
+static void spawn_many_run(weft_runtime *rt, bool fibers)
 {
 	struct latch done;
-	struct sml_root r = { .done = &done };
+	struct sml_root r = { .done = &done, .fibers = fibers };
 
 	latch_init(&done, NUM_SPAWN);
 	check(weft_block_on(rt, &sml_root_desc, &r, NULL), "weft_block_on");
 	weft_oneshot_rx_drop(done.rx);
+}
+
+static void spawn_many_local(weft_runtime *rt)
+{
+	spawn_many_run(rt, false);
 }
 
 /* -------------------------------------------- spawn_many_remote_idle */
@@ -1291,6 +1312,187 @@ static void mutex_run(weft_runtime *rt, unsigned tasks)
 static void mutex_uncontended(weft_runtime *rt) { mutex_run(rt, 1); }
 static void mutex_contended(weft_runtime *rt) { mutex_run(rt, MUTEX_TASKS); }
 
+/* ------------------------------------------------------------ fibers */
+
+/*
+ * The fiber workloads of issue 8, run the same way in bench/go with
+ * goroutines:
+ *
+ *   fiber_spawn_join   a fiber starts FIBER_SPAWN fibers that do nothing,
+ *                      keeping their join handles, then joins each with
+ *                      weft_co_join; ns per spawn + join
+ *   fiber_spawn_many   a plain task (spawn_many_local's root) starts
+ *                      FIBER_SPAWN detached fibers that count a latch down
+ *                      and awaits the latch: the join is one shared
+ *                      countdown, as a Go sync.WaitGroup is
+ *   fiber_switch       one fiber calls weft_co_yield() FIBER_YIELDS times.
+ *                      One op is one suspend + resume: the fiber jumps to
+ *                      its worker's stack, the poll returns PENDING, the
+ *                      worker requeues the woken task, pops it, polls it
+ *                      and jumps back onto the fiber's stack. That is the
+ *                      cheapest complete switch a fiber can make through
+ *                      the scheduler (Go: runtime.Gosched)
+ *   fiber_yield_many   yield_many with fibers: 200 fibers yield 1,000
+ *                      times each
+ *   fiber_ping_pong    two fibers send a u64 back and forth over two
+ *                      bounded (capacity 1) mpsc channels; one op is one
+ *                      round trip: two sends, two receives, and on one
+ *                      worker two suspends + resumes (Go: two unbuffered
+ *                      channels)
+ *
+ * Each starts from main with weft_go() on the runtime and is awaited with
+ * weft_block_on() on the root fiber's join handle (fiber_spawn_many's root
+ * is a plain task).
+ */
+#define FIBER_SPAWN NUM_SPAWN /* fiber_spawn_*: 10,000 */
+#define FIBER_YIELDS 1000000	/* fiber_switch */
+#define PING_ROUNDS 100000	/* fiber_ping_pong */
+
+/* Run @fn(@arg) as a fiber on @rt and wait for it from main. */
+static void run_fiber(weft_runtime *rt, weft_fiber_fn fn, void *arg)
+{
+	weft_join *h;
+	struct join_all j = { .h = &h, .n = 1 };
+
+	check(weft_go(rt, fn, arg, NULL, &h), "weft_go");
+	check(weft_block_on(rt, &join_all_desc, &j, NULL), "weft_block_on");
+}
+
+static void *nop_fiber(void *arg)
+{
+	return arg;
+}
+
+static void *spawn_join_fiber(void *arg)
+{
+	static weft_join *h[FIBER_SPAWN];
+	void *out;
+
+	(void)arg;
+	for (int i = 0; i < FIBER_SPAWN; i++)
+		check(weft_go(NULL, nop_fiber, &h[i], NULL, &h[i]), "weft_go");
+	for (int i = 0; i < FIBER_SPAWN; i++) {
+		void *want = &h[i];
+
+		check(weft_co_join(h[i], &out), "weft_co_join");
+		if (out != want)
+			check(-EPROTO, "fiber_spawn_join: wrong output");
+	}
+	return NULL;
+}
+
+static void fiber_spawn_join(weft_runtime *rt)
+{
+	run_fiber(rt, spawn_join_fiber, NULL);
+}
+
+/* The counting fibers and their root task are spawn_many_local's. */
+static void fiber_spawn_many(weft_runtime *rt)
+{
+	spawn_many_run(rt, true);
+}
+
+static void *switch_fiber(void *arg)
+{
+	unsigned long n = (unsigned long)(uintptr_t)arg;
+
+	for (unsigned long i = 0; i < n; i++)
+		check(weft_co_yield(), "weft_co_yield");
+	return NULL;
+}
+
+static void fiber_switch(weft_runtime *rt)
+{
+	run_fiber(rt, switch_fiber, (void *)(uintptr_t)FIBER_YIELDS);
+}
+
+static void *yield_many_fiber(void *arg)
+{
+	switch_fiber((void *)(uintptr_t)NUM_YIELD);
+	latch_count_down(arg);
+	return NULL;
+}
+
+static void fiber_yield_many(weft_runtime *rt)
+{
+	struct latch done;
+
+	latch_init(&done, YIELD_TASKS);
+	for (int i = 0; i < YIELD_TASKS; i++)
+		check(weft_go(rt, yield_many_fiber, &done, NULL, NULL),
+		      "weft_go");
+	latch_wait(rt, &done);
+}
+
+/* One end of a ping-pong: its receiver and the other end's sender. */
+struct pp_end {
+	weft_mpsc_rx *rx;
+	weft_mpsc_tx *tx;
+};
+
+static void pp_send(weft_mpsc_tx *tx, uint64_t v)
+{
+	weft_mpsc_send s;
+	int res;
+
+	check(weft_mpsc_send_init(&s, tx, &v), "weft_mpsc_send_init");
+	check(weft_await(&weft_mpsc_send_desc, &s, &res), "weft_await");
+	check(res, "ping_pong send");
+}
+
+static uint64_t pp_recv(weft_mpsc_rx *rx)
+{
+	weft_mpsc_recv r;
+	uint64_t v;
+	int res;
+
+	check(weft_mpsc_recv_init(&r, rx, &v), "weft_mpsc_recv_init");
+	check(weft_await(&weft_mpsc_recv_desc, &r, &res), "weft_await");
+	check(res, "ping_pong recv");
+	return v;
+}
+
+/* The pong: answers each value with the next until the ping hangs up. */
+static void *pong_fiber(void *arg)
+{
+	struct pp_end *e = arg;
+
+	for (int i = 0; i < PING_ROUNDS; i++)
+		pp_send(e->tx, pp_recv(e->rx) + 1);
+	return NULL;
+}
+
+static void *ping_fiber(void *arg)
+{
+	struct pp_end ping, pong;
+	weft_join *h;
+	uint64_t v = 0;
+
+	(void)arg;
+	check(weft_mpsc_bounded(sizeof(uint64_t), 1, &pong.tx, &ping.rx),
+	      "weft_mpsc_bounded");
+	check(weft_mpsc_bounded(sizeof(uint64_t), 1, &ping.tx, &pong.rx),
+	      "weft_mpsc_bounded");
+	check(weft_go(NULL, pong_fiber, &pong, NULL, &h), "weft_go");
+	for (int i = 0; i < PING_ROUNDS; i++) {
+		pp_send(ping.tx, v);
+		if (pp_recv(ping.rx) != v + 1)
+			check(-EPROTO, "fiber_ping_pong: wrong answer");
+		v += 2;
+	}
+	check(weft_co_join(h, NULL), "weft_co_join");
+	weft_mpsc_tx_drop(ping.tx);
+	weft_mpsc_tx_drop(pong.tx);
+	weft_mpsc_rx_drop(ping.rx);
+	weft_mpsc_rx_drop(pong.rx);
+	return NULL;
+}
+
+static void fiber_ping_pong(weft_runtime *rt)
+{
+	run_fiber(rt, ping_fiber, NULL);
+}
+
 /* ---------------------------------------------------------- harness */
 
 struct workload {
@@ -1313,6 +1515,12 @@ static const struct workload workloads[] = {
 	{ "mpsc_unbounded_4p", mpsc_unbounded_4p, MPSC_MSGS, 0 },
 	{ "mutex_uncontended", mutex_uncontended, MUTEX_OPS, 0 },
 	{ "mutex_contended", mutex_contended, MUTEX_OPS, 0 },
+	{ "fiber_spawn_join", fiber_spawn_join, FIBER_SPAWN, 0 },
+	{ "fiber_spawn_many", fiber_spawn_many, FIBER_SPAWN, 0 },
+	{ "fiber_switch", fiber_switch, FIBER_YIELDS, 0 },
+	{ "fiber_yield_many", fiber_yield_many,
+	  (double)YIELD_TASKS * NUM_YIELD, 0 },
+	{ "fiber_ping_pong", fiber_ping_pong, PING_ROUNDS, 0 },
 };
 
 struct result {
@@ -1452,7 +1660,9 @@ static void usage(FILE *f)
 		"sleep_rss (RSS per pending sleep, in a child process),\n"
 		"mpsc_bounded_1p mpsc_bounded_4p mpsc_unbounded_1p\n"
 		"mpsc_unbounded_4p (100,000 u64s through one channel) and\n"
-		"mutex_uncontended mutex_contended (100,000 lock/unlock).\n"
+		"mutex_uncontended mutex_contended (100,000 lock/unlock),\n"
+		"and the fiber workloads fiber_spawn_join fiber_spawn_many\n"
+		"fiber_switch fiber_yield_many fiber_ping_pong.\n"
 		"\n"
 		"  --workers N      worker threads (default: online CPUs)\n"
 		"  --reps N         timed iterations per workload, after one\n"

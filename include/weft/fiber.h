@@ -95,7 +95,9 @@ WEFT_API void weft_fiber_opts_init(weft_fiber_opts *opts);
  * says so). @join (may be NULL: detached) receives a join handle whose
  * output is @fn's void * return value (output_size sizeof(void *)); the
  * caller drops it with weft_join_drop(). The stack is allocated when the
- * fiber first runs.
+ * fiber first runs (so a fiber that starts many others and joins them
+ * does not hold a stack for each; should none be available then, the
+ * fiber yields and tries again at its next turn).
  * Returns 0, or -EINVAL (NULL @fn, @rt NULL off a worker, a bad @opts:
  * size too small, stack_size out of [WEFT_FIBER_STACK_MIN,
  * WEFT_FIBER_STACK_MAX]), -ENAMETOOLONG, -ENOMEM, -ESHUTDOWN (as

@@ -20,6 +20,16 @@
  * reached through the local `f`, which lives on the fiber's stack, and
  * `current` is only read by weft_await's entry, through a noinline getter.
  *
+ * The stack is taken when the fiber first runs, not in weft_go(): a fiber
+ * that starts N others and joins them would otherwise hold N stacks at
+ * once, more than the per-thread pool keeps, and pay an mmap, an
+ * mprotect, a page fault and a munmap for each (measured in
+ * docs/fibers-bench.md: 20 us a spawn, 93% of it in the kernel). Taken at
+ * the first run, the children run one after another on the same pooled
+ * stack. When none can be mapped (ENOMEM, or vm.max_map_count), the first
+ * poll yields and tries again at its next turn: the fiber still runs
+ * once a stack is freed, as the abort contract below needs.
+ *
  * Cancellation: the task's drop (abort, shutdown) sets `cancelled` and
  * resumes the fiber once more; the pending weft_await drops its future
  * and returns -ECANCELED, later ones return it at once, and the fiber
@@ -61,7 +71,8 @@ struct fiber {
 	weft_fiber_fn fn;
 	void *arg;
 	void *result;
-	struct weft__stack *stack;
+	struct weft__stack *stack; /* NULL until the first run */
+	size_t stack_size;
 	void *sp;        /* the fiber's saved stack pointer */
 	void *worker_sp; /* the poll's, while the fiber runs */
 	weft_cx *cx;     /* the poll's context, while the fiber runs */
@@ -76,7 +87,7 @@ struct fiber {
 #endif
 };
 
-static __thread struct fiber *current;
+static WEFT__TLS struct fiber *current;
 
 /*
  * The fiber running on this thread. noinline: a fiber that migrated must
@@ -191,12 +202,29 @@ void weft__fiber_main(void *arg)
 	__builtin_unreachable();
 }
 
+/* Map @f's stack at its first run (the pool, usually); false on ENOMEM. */
+static bool fiber_start(struct fiber *f)
+{
+	if (f->stack)
+		return true;
+	if (!(f->stack = weft__stack_get(f->stack_size)))
+		return false;
+	f->sp = prepare(f->stack);
+	return true;
+}
+
 /* --------------------------------------------------------- the task */
 
 static weft_poll fiber_poll(void *self, weft_cx *cx, void *out)
 {
 	struct fiber *f = self;
 
+	if (!fiber_start(f)) {
+		/* No stack now: try again at the next turn, after others
+		 * ran (and maybe freed theirs). */
+		weft_waker_wake_by_ref(weft_cx_waker(cx));
+		return WEFT_PENDING;
+	}
 	weft__fiber_guard_thread();
 	resume(f, cx);
 	if (!f->done)
@@ -209,7 +237,10 @@ static void fiber_drop(void *self)
 {
 	struct fiber *f = self;
 
-	if (!f->done) { /* aborted: let it unwind through its own code */
+	/* Aborted: let it unwind through its own code (a fiber that never
+	 * ran, too, to release its argument; only when not even a stack can
+	 * be had now does @fn not run at all). */
+	if (!f->done && fiber_start(f)) {
 		f->cancelled = true;
 		weft__fiber_guard_thread();
 		resume(f, NULL);
@@ -218,7 +249,8 @@ static void fiber_drop(void *self)
 #if WEFT__TSAN
 	__tsan_destroy_fiber(f->tsan_fiber);
 #endif
-	weft__stack_put(f->stack);
+	if (f->stack)
+		weft__stack_put(f->stack);
 }
 
 static const weft_future_desc fiber_desc = {
@@ -257,10 +289,8 @@ WEFT_API int weft_go(weft_runtime *rt, weft_fiber_fn fn, void *arg,
 	memset(&f, 0, sizeof(f));
 	f.fn = fn;
 	f.arg = arg;
+	f.stack_size = stack;
 	weft__fiber_guard_install();
-	if (!(f.stack = weft__stack_get(stack)))
-		return -ENOMEM;
-	f.sp = prepare(f.stack);
 #if WEFT__TSAN
 	f.tsan_fiber = __tsan_create_fiber(0);
 #endif
@@ -269,7 +299,6 @@ WEFT_API int weft_go(weft_runtime *rt, weft_fiber_fn fn, void *arg,
 #if WEFT__TSAN
 		__tsan_destroy_fiber(f.tsan_fiber);
 #endif
-		weft__stack_put(f.stack);
 	}
 	return err;
 }

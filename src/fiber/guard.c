@@ -24,12 +24,13 @@
 
 #include "fiber/fiber.h"
 #include "fiber/stack.h"
+#include "internal.h"
 
 #define ALT_STACK (64 * 1024)
 
 static struct sigaction previous;
 static pthread_once_t install_once = PTHREAD_ONCE_INIT;
-static __thread bool thread_ready;
+static WEFT__TLS bool thread_ready;
 static pthread_key_t alt_key;
 
 /* Thread exit: take the alternate stack down and unmap it. */

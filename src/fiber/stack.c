@@ -14,6 +14,7 @@
 #include <weft/fiber.h>
 
 #include "fiber/stack.h"
+#include "internal.h"
 
 #define POOL_MAX 64
 
@@ -22,7 +23,7 @@ struct pool {
 	unsigned n;
 };
 
-static __thread struct pool pool;
+static WEFT__TLS struct pool pool;
 static pthread_key_t pool_key;
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 
