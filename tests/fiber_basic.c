@@ -635,6 +635,28 @@ static void *small_stack_fn(void *arg)
 	return (void *)1;
 }
 
+/* Runs default-stack children (their stacks join the pools of the workers
+ * they end on), then a 1 MiB one from this worker. */
+static void *pool_then_big_fn(void *arg)
+{
+	weft_fiber_opts o;
+	weft_join *j[8];
+	void *out = NULL;
+	(void)arg;
+	for (int i = 0; i < 8; i++)
+		FCHECK(weft_go(NULL, small_stack_fn, NULL, NULL, &j[i]) == 0);
+	for (int i = 0; i < 8; i++)
+		FCHECK(weft_co_join(j[i], NULL) == 0);
+	weft_fiber_opts_init(&o);
+	o.stack_size = 1024 * 1024;
+	for (int i = 0; i < 4; i++) {
+		FCHECK(weft_go(NULL, big_stack_fn, NULL, &o, &j[i]) == 0);
+		FCHECK(weft_co_join(j[i], &out) == 0);
+		FCHECK((uintptr_t)out == 128u * 7);
+	}
+	return (void *)1;
+}
+
 WT_RT_TEST(fiber, stack_size)
 {
 	weft_runtime *rt = wt_rt_new(cfg);
@@ -654,6 +676,8 @@ WT_RT_TEST(fiber, stack_size)
 	o.stack_size = WEFT_FIBER_STACK_MAX;
 	cr_assert_eq(weft_go(rt, small_stack_fn, NULL, &o, &j), 0);
 	cr_assert_eq(wt_fiber_join(j, &out), 0);
+	/* A big stack asked for on a worker whose pool holds default ones. */
+	cr_assert_eq(wt_fiber_run(rt, pool_then_big_fn, NULL), (void *)1);
 	/* Not a multiple of the page size. */
 	o.stack_size = WEFT_FIBER_STACK + 1;
 	cr_assert_eq(weft_go(rt, small_stack_fn, NULL, &o, &j), 0);

@@ -127,12 +127,15 @@ static void *prod_fn(void *arg)
 	struct stress_rng g;
 	int err = 0;
 
+	const char *what = "none";
+
 	stress_rng_init(&g, p->seed);
 	for (int i = 0; i < VALUES && !err; i++) {
 		long v = p->id * 1000 + i + 1;
 		weft_mpsc_send s;
 		int res = 1;
 		STRESS_CHECK(weft_mpsc_send_init(&s, p->tx, &v) == 0, "init");
+		what = "send";
 		err = weft_await(&weft_mpsc_send_desc, &s, &res);
 		if (err)
 			break;
@@ -145,12 +148,15 @@ static void *prod_fn(void *arg)
 		switch (stress_below(&g, 8)) {
 		case 0:
 		case 1:
+			what = "yield";
 			err = weft_co_yield();
 			break;
 		case 2:
+			what = "sleep";
 			err = weft_co_sleep(stress_below(&g, 200) * 1000);
 			break;
 		case 3:
+			what = "child";
 			err = with_child(p, &g);
 			break;
 		default:
@@ -161,7 +167,9 @@ static void *prod_fn(void *arg)
 	STRESS_CHECK(err == 0 || err == -ECANCELED, "producer: %d", err);
 	/* Cleanup: always runs, cancelled or not. */
 	if (err)
-		STRESS_CHECK(weft_co_yield() == -ECANCELED, "after cancel");
+		STRESS_CHECK(weft_co_yield() == -ECANCELED,
+			     "-ECANCELED from %s, then a call that did not fail",
+			     what);
 	weft_mpsc_tx_drop(p->tx);
 	atomic_fetch_add(&p->r->cleaned, 1);
 	if (!err)
