@@ -242,3 +242,97 @@ WT_RT_TEST_T(fiber_migrate, thread_state_follows, 30)
 		    cfg->workers, migrations, bad_migrated, bad_stale);
 	wt_rt_free(rt);
 }
+
+/*
+ * A future that stays PENDING for 30 polls, handing a clone of each
+ * poll's waker to a plain thread that wakes it: every poll after the
+ * first comes after a wake from outside the runtime, so one weft_await
+ * is resumed on whichever worker takes it, and each poll must use the
+ * context of the resume it runs in (a stale one loses the wake).
+ */
+static weft_mpsc_tx *waker_tx;
+
+struct remote {
+	int polls;
+};
+
+static weft_poll remote_poll(void *self, weft_cx *cx, void *out)
+{
+	struct remote *r = self;
+	(void)out;
+	if (++r->polls > 30)
+		return WEFT_READY;
+	weft_waker w = weft_waker_clone(weft_cx_waker(cx));
+	FCHECK(weft_mpsc_try_send(waker_tx, &w) == 0);
+	return WEFT_PENDING;
+}
+
+static const weft_future_desc remote_desc = {
+	.poll = remote_poll,
+	.size = sizeof(struct remote),
+};
+
+static void *remote_fn(void *arg)
+{
+	pid_t last = real_tid();
+	int *moved = arg;
+	for (int i = 0; i < 5; i++) {
+		struct remote r = { 0 };
+		FCHECK(weft_await(&remote_desc, &r, NULL) == 0);
+		FCHECK(r.polls == 31);
+		if (real_tid() != last)
+			(*moved)++;
+		last = real_tid();
+	}
+	return (void *)1;
+}
+
+static void *waker_thread(void *arg)
+{
+	weft_mpsc_rx *rx = arg;
+	weft_waker w;
+	while (weft_mpsc_recv_blocking(rx, &w) == 0) {
+		struct timespec ts = { 0, 20000 };
+		nanosleep(&ts, NULL);
+		weft_waker_wake(&w);
+	}
+	return NULL;
+}
+
+WT_RT_TEST(fiber_migrate, polls_use_the_current_context)
+{
+	weft_runtime *rt = wt_rt_new(cfg);
+	weft_mpsc_rx *rx;
+	pthread_t th;
+	weft_join *j[4];
+	int moved[4] = { 0 };
+	struct wt_counters busy = { 0 };
+	weft_join *bj[4];
+
+	cr_assert_eq(weft_mpsc_unbounded(sizeof(weft_waker), &waker_tx, &rx),
+		     0);
+	cr_assert_eq(pthread_create(&th, NULL, waker_thread, rx), 0);
+	for (int i = 0; i < 4; i++) {
+		struct wt_value v = wt_value_init(i, 2000, &busy);
+		wt_spawn(rt, &wt_value_desc, &v, &bj[i]);
+	}
+	for (int i = 0; i < 4; i++)
+		j[i] = wt_go(rt, remote_fn, &moved[i], "remote");
+	for (int i = 0; i < 4; i++) {
+		void *out = NULL;
+		cr_assert_eq(wt_fiber_join(j[i], &out), 0);
+		cr_assert_eq(out, (void *)1);
+	}
+	for (int i = 0; i < 4; i++) {
+		int st = 1;
+		int64_t out;
+		wt_join_wait(bj[i], &st, &out);
+		weft_join_drop(bj[i]);
+	}
+	weft_mpsc_tx_drop(waker_tx);
+	pthread_join(th, NULL);
+	weft_mpsc_rx_drop(rx);
+	cr_log_info("%u workers: moved %d %d %d %d", cfg->workers, moved[0],
+		    moved[1], moved[2], moved[3]);
+	wt_rt_free(rt);
+}
