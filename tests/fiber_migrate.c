@@ -10,15 +10,18 @@
  * weft_runtime_current(), weft_task_name(), task-locals.
  *
  * bad_tls() shows why the rule "do not keep the address of a thread-local
- * across a fiber call" exists: gcc and clang at -O2 (x86-64) compute the
- * address of a thread-local once per function (movq %fs:0, %rax; leaq
- * slot@tpoff(%rax), %rbx) and keep it in a callee-saved register across
- * calls, since to them the thread pointer cannot change inside a
- * function. So `&slot` written twice around weft_co_yield() is one
- * address: after a migration, the second `&slot` is the old thread's
- * variable. The test counts how often that happens; it asserts only that
- * it never happens without a migration (how often migrations happen is up
- * to the scheduler, and what a compiler caches is up to its optimiser).
+ * across a fiber call" exists: compilers may compute the address of a
+ * thread-local once per function (movq %fs:0, %rax; leaq slot@tpoff(%rax),
+ * %rbx) and keep it in a callee-saved register across calls, since to them
+ * the thread pointer cannot change inside a function. So `&tls_slot`
+ * written twice around weft_co_yield() may be one address: after a
+ * migration, the second is the old thread's variable. gcc 12 -O2 on
+ * x86-64 does it here (every migrated call reports it); clang 14 -O2
+ * reloads %fs:0 in bad_tls, but caches it too in the plainer
+ * `f(&slot); weft_co_yield(); f(&slot);` with a direct call to f. The test
+ * counts how often it happens and asserts only that it never happens
+ * without a migration (how often migrations happen is up to the
+ * scheduler, and what a compiler caches is up to its optimiser).
  */
 #include <sys/syscall.h>
 
