@@ -6,9 +6,10 @@
  * the recursion ended without a fault (a failure for the script).
  *
  *   fiber_overflow            run it
- *   fiber_overflow --asan     print "asan" when built with ASan, else
- *                             "none" (the script then expects ASan's
- *                             report instead of a bare SIGSEGV)
+ *   fiber_overflow --sanitizer  print "asan" or "tsan" when built with
+ *                               that sanitizer, else "none" (the script
+ *                               then expects the sanitizer's report
+ *                               instead of a bare SIGSEGV)
  */
 #include <stdio.h>
 #include <string.h>
@@ -45,9 +46,11 @@ int main(int argc, char **argv)
 	int st = 0;
 	void *out;
 
-	if (argc > 1 && !strcmp(argv[1], "--asan")) {
+	if (argc > 1 && !strcmp(argv[1], "--sanitizer")) {
 #if defined(__SANITIZE_ADDRESS__) || defined(WEFT_SANITIZE_ADDRESS)
 		puts("asan");
+#elif defined(__SANITIZE_THREAD__) || defined(WEFT_SANITIZE_THREAD)
+		puts("tsan");
 #else
 		puts("none");
 #endif
