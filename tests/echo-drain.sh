@@ -18,7 +18,10 @@
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -u
 
-server=./examples/echo-server
+# $1: the server to test (default ./examples/echo-server; tests/echo-fiber.sh
+# passes ./examples/echo-fiber), which prints lines prefixed with its name.
+server=${1:-./examples/echo-server}
+name=${server##*/}
 grace_ms=20000
 size=$((40 * 1024 * 1024))
 dir=$(mktemp -d)
@@ -38,7 +41,7 @@ now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 pid=$!
 port=
 for _ in $(seq 100); do
-	port=$(sed -n 's/^echo-server: listening on .*:\([0-9]*\)$/\1/p' "$out")
+	port=$(sed -n "s/^$name: listening on .*:\([0-9]*\)\$/\1/p" "$out")
 	[ -n "$port" ] && break
 	sleep 0.1
 done
@@ -80,7 +83,7 @@ exec 3<&- 4<&-
 
 wait "$pid" || fail "server exit status $?"
 took=$(( $(now_ms) - sent ))
-grep -q "^echo-server: drained in" "$out" || fail "no 'drained' line"
+grep -q "^$name: drained in" "$out" || fail "no 'drained' line"
 grep -q "SIGTERM, served 2 connections" "$out" || fail "exit report"
 [ "$took" -lt $((grace_ms / 2)) ] ||
 	fail "exit $took ms after SIGTERM (grace $grace_ms ms)"

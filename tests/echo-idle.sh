@@ -12,7 +12,10 @@
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -u
 
-server=./examples/echo-server
+# $1: the server to test (default ./examples/echo-server; tests/echo-fiber.sh
+# passes ./examples/echo-fiber), which prints lines prefixed with its name.
+server=${1:-./examples/echo-server}
+name=${server##*/}
 idle_ms=300
 out=$(mktemp)
 trap 'kill "$pid" 2>/dev/null; rm -f "$out"' EXIT
@@ -29,7 +32,7 @@ now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 pid=$!
 port=
 for _ in $(seq 100); do
-	port=$(sed -n 's/^echo-server: listening on .*:\([0-9]*\)$/\1/p' "$out")
+	port=$(sed -n "s/^$name: listening on .*:\([0-9]*\)\$/\1/p" "$out")
 	[ -n "$port" ] && break
 	sleep 0.1
 done
