@@ -11,8 +11,10 @@ required="autoconf automake libtool pkg-config make gcc liburing-dev libck-dev
 	  libcriterion-dev"
 # Optional: cargo and librust-tokio-dev are the Tokio side of `make demo`
 # (offline crate sources from Debian; without them bench/compare.sh says so
-# and runs weft alone); clang is the second compiler .ci/run builds with.
-optional="cargo librust-tokio-dev clang"
+# and runs weft alone); clang is the second compiler .ci/run builds with;
+# libhttp-parser-dev is the HTTP parser of examples/http-hello (built only
+# when configure finds it).
+optional="cargo librust-tokio-dev clang libhttp-parser-dev"
 
 # The packages among "$@" that are not installed, each after a space.
 missing() {
@@ -43,17 +45,18 @@ if command -v dpkg-query >/dev/null 2>&1; then
 		fi
 		if [ -n "${failed:-}" ]; then
 			echo "autogen.sh: note: optional packages not installed:$failed" >&2
-			echo "  (without cargo/tokio make demo runs weft alone)" >&2
+			echo "  (without cargo/tokio make demo runs weft alone;" \
+			     "without libhttp-parser-dev no examples/http-hello)" >&2
 		fi
 	elif [ -n "$need" ]; then
 		echo "autogen.sh: missing packages. Run:" >&2
 		echo "  sudo apt-get install -y$need" >&2
 		[ -z "$want" ] ||
-			echo "autogen.sh: note: optional, for the Tokio side of make demo and for clang builds:$want" >&2
+			echo "autogen.sh: note: optional, for the Tokio side of make demo, clang builds and examples/http-hello:$want" >&2
 		exit 1
 	elif [ -n "$want" ]; then
 		echo "autogen.sh: note: optional packages not installed:$want" >&2
-		echo "  (sudo apt-get install -y$want: the Tokio side of make demo, clang builds)" >&2
+		echo "  (sudo apt-get install -y$want: the Tokio side of make demo, clang builds, examples/http-hello)" >&2
 	fi
 fi
 

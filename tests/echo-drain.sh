@@ -17,6 +17,7 @@
 
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -u
+. "$(dirname "$0")/server.sh"
 
 # $1: the server to test (default ./examples/echo-server; tests/echo-fiber.sh
 # passes ./examples/echo-fiber), which prints lines prefixed with its name.
@@ -37,15 +38,7 @@ fail() {
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
-"$server" --port 0 --workers 2 --grace-ms $grace_ms >"$out" 2>&1 &
-pid=$!
-port=
-for _ in $(seq 100); do
-	port=$(sed -n "s/^$name: listening on .*:\([0-9]*\)\$/\1/p" "$out")
-	[ -n "$port" ] && break
-	sleep 0.1
-done
-[ -n "$port" ] || fail "server did not start"
+start_server "$server" --port 0 --workers 2 --grace-ms $grace_ms
 
 exec 3<>"/dev/tcp/127.0.0.1/$port" || exit 77
 printf 'ping\n' >&3

@@ -14,8 +14,8 @@
 
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -u
+. "$(dirname "$0")/server.sh"
 
-here=$(dirname "$0")
 server=./examples/echo-fiber
 client=./bench/echo-client
 out=$(mktemp)
@@ -28,15 +28,7 @@ fail() {
 	exit 1
 }
 
-"$server" --port 0 --workers 2 >"$out" 2>&1 &
-pid=$!
-port=
-for _ in $(seq 100); do
-	port=$(sed -n 's/^echo-fiber: listening on .*:\([0-9]*\)$/\1/p' "$out")
-	[ -n "$port" ] && break
-	sleep 0.1
-done
-[ -n "$port" ] || fail "server did not start"
+start_server "$server" --port 0 --workers 2
 
 res=$("$client" --port "$port" --duration 1.5 --connections 20 --size 512 \
 	2>&1) || fail "echo-client: $res"
@@ -51,6 +43,6 @@ pid=
 grep -q "SIGTERM, served 20 connections" "$out" || fail "exit report"
 echo "echo-fiber: load: $line"
 
-bash "$here/echo-idle.sh" "$server" || exit $?
-bash "$here/echo-drain.sh" "$server" || exit $?
+bash "$(dirname "$0")/echo-idle.sh" "$server" || exit $?
+bash "$(dirname "$0")/echo-drain.sh" "$server" || exit $?
 exit 0
