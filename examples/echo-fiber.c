@@ -13,7 +13,7 @@
  * weft_co_* call may suspend the fiber; while it waits, the worker runs
  * other tasks, exactly as a poll future's PENDING does. So what
  * echo-server spells as two state machines is two loops here (conn and
- * acceptor below: 36 lines together).
+ * acceptor below: 40 lines together).
  *
  * The buffer lives on the fiber's stack (64 KiB by default): an op may
  * use it because the stack lives as long as the task, and the task
@@ -102,6 +102,7 @@ static void *conn(void *arg)
 	weft_notified drain;
 	int64_t n;
 
+	atomic_fetch_add_explicit(&echo.served, 1, memory_order_relaxed);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	weft_notified_init(&drain, echo.drain_notify);
 	while ((n = recv_or_drain(fd, buf, sizeof(buf), &drain)) > 0)
@@ -120,22 +121,18 @@ static void *acceptor(void *arg)
 	int lfd = *(const int *)arg, fd;
 
 	while ((fd = weft_co_accept(lfd, 0)) != -ECANCELED) {
-		if (fd == -ECONNABORTED) /* that client is gone */
-			continue;
-		if (fd < 0) {
+		if (fd >= 0) { /* on -ESHUTDOWN the drain began */
+			if (weft_go(NULL, conn, (void *)(intptr_t)fd, NULL,
+				    NULL))
+				close(fd);
+		} else if (fd == -EBADF || fd == -EINVAL || fd == -ENOTSOCK) {
+			break; /* no socket: stop */
+		} else if (fd != -ECONNABORTED) { /* not a client that left */
+			/* Out of fds or memory: back off, don't spin. */
 			fprintf(stderr, "echo-fiber: accept: %s\n",
 				weft_strerror(fd));
-			if (fd == -EBADF || fd == -EINVAL || fd == -ENOTSOCK)
-				break; /* no socket: stop */
-			/* Out of fds or memory: back off, don't spin. */
 			weft_co_sleep(100 * 1000 * 1000);
-			continue;
 		}
-		if (weft_go(NULL, conn, (void *)(intptr_t)fd, NULL, NULL))
-			close(fd); /* -ESHUTDOWN (the drain began), -ENOMEM */
-		else
-			atomic_fetch_add_explicit(&echo.served, 1,
-						  memory_order_relaxed);
 	}
 	return NULL;
 }
@@ -150,6 +147,7 @@ int main(int argc, char **argv)
 	/* &echo.lfd stays valid: echo outlives the runtime. */
 	err = weft_go(echo.rt, acceptor, &echo.lfd, NULL, &acceptor_join);
 	if (err)
-		fprintf(stderr, "echo-fiber: weft_go: %s\n", weft_strerror(err));
+		fprintf(stderr, "echo-fiber: weft_go: %s\n",
+			weft_strerror(err));
 	return echo_run(acceptor_join);
 }

@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -80,6 +81,7 @@ static void *parent(void *arg)
 	weft_join *pj, *cj, *sj;
 	weft_mpsc_recv recv;
 	void *sum = NULL;
+	bool ok;
 	uint64_t v;
 	int r = 0, err;
 
@@ -118,7 +120,8 @@ static void *parent(void *arg)
 	printf("fibers: consumer's sum: %llu (expected %llu)\n",
 	       (unsigned long long)(uintptr_t)sum,
 	       (unsigned long long)N * (N + 1) / 2);
-	return (void *)(uintptr_t)((uintptr_t)sum == (uintptr_t)N * (N + 1) / 2);
+	ok = (uintptr_t)sum == (uintptr_t)N * (N + 1) / 2;
+	return (void *)(uintptr_t)ok;
 }
 
 int main(void)
