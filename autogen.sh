@@ -14,8 +14,9 @@ required="autoconf automake libtool pkg-config make gcc liburing-dev libck-dev
 # and runs weft alone), golang-go its Go side (the fiber workloads against
 # goroutines); clang is the second compiler .ci/run builds with;
 # gcc-aarch64-linux-gnu and qemu-user let make check test the AArch64
-# fiber context switch on an x86-64 machine.
-optional="cargo librust-tokio-dev golang-go clang gcc-aarch64-linux-gnu qemu-user"
+# fiber context switch on an x86-64 machine; libhttp-parser-dev is the HTTP
+# parser of examples/http-hello (built only when configure finds it).
+optional="cargo librust-tokio-dev golang-go clang gcc-aarch64-linux-gnu qemu-user libhttp-parser-dev"
 
 # The packages among "$@" that are not installed, each after a space.
 missing() {
@@ -46,17 +47,18 @@ if command -v dpkg-query >/dev/null 2>&1; then
 		fi
 		if [ -n "${failed:-}" ]; then
 			echo "autogen.sh: note: optional packages not installed:$failed" >&2
-			echo "  (without cargo/tokio or golang-go make demo leaves that side out)" >&2
+			echo "  (without cargo/tokio or golang-go make demo leaves that side out;" \
+			     "without libhttp-parser-dev no examples/http-hello)" >&2
 		fi
 	elif [ -n "$need" ]; then
 		echo "autogen.sh: missing packages. Run:" >&2
 		echo "  sudo apt-get install -y$need" >&2
 		[ -z "$want" ] ||
-			echo "autogen.sh: note: optional, for the Tokio and Go sides of make demo, clang builds and the AArch64 switch test:$want" >&2
+			echo "autogen.sh: note: optional, for the Tokio and Go sides of make demo, clang builds, the AArch64 switch test and examples/http-hello:$want" >&2
 		exit 1
 	elif [ -n "$want" ]; then
 		echo "autogen.sh: note: optional packages not installed:$want" >&2
-		echo "  (sudo apt-get install -y$want: the Tokio and Go sides of make demo, clang builds, the AArch64 switch test)" >&2
+		echo "  (sudo apt-get install -y$want: the Tokio and Go sides of make demo, clang builds, the AArch64 switch test, examples/http-hello)" >&2
 	fi
 fi
 

@@ -16,9 +16,11 @@
  * So each future below is a state machine: a `step` field says where it
  * is, and poll runs a loop that advances it until an op is not done yet.
  *
- *  - main blocks SIGINT and SIGTERM (before the runtime exists, so that
- *    worker threads inherit the mask and never take them), opens the
- *    listening socket with weft_tcp_listen() and spawns the accept task.
+ *  - main (with examples/echo-common.h, which echo-fiber shares: the
+ *    options, the signals, the drain) blocks SIGINT and SIGTERM (before
+ *    the runtime exists, so that worker threads inherit the mask and never
+ *    take them), opens the listening socket with weft_tcp_listen() and
+ *    spawns the accept task.
  *  - The accept task loops on a weft_io_prep_accept() op and spawns one
  *    detached connection task per accepted fd.
  *  - A connection task loops: recv into the 16 KiB buffer that lives inside
@@ -48,34 +50,19 @@
  * those closed for idling.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <weft.h>
 
-#define BUF_SIZE (16 * 1024)
+#include "echo-common.h"
 
-/* Connections accepted so far; bumped by the accept task, read by main. */
-static atomic_ulong served;
-/* Connections closed by --idle-timeout. */
-static atomic_ulong idle_closed;
-/* --idle-timeout in ns; 0: none. Set before the runtime starts. */
-static uint64_t idle_timeout_ns;
-/* Set by main when the drain begins, before drain_notify is notified. */
-static atomic_bool draining;
-/* notify_waiters at the drain: wakes connections waiting for a request. */
-static weft_notify *drain_notify;
-/* During the drain a connection closes after this long without a byte. */
-#define DRAIN_IDLE_NS (1000 * 1000 * 1000)
+#define BUF_SIZE (16 * 1024)
 
 /* ------------------------------------------------------- connection */
 
@@ -102,11 +89,11 @@ static weft_poll conn_poll(void *self, weft_cx *cx, void *out)
 		case CONN_RECV:
 			weft_io_prep_recv(&c->io, c->fd, c->buf, sizeof(c->buf),
 					  0);
-			c->drain_recv = atomic_load(&draining);
+			c->drain_recv = atomic_load(&echo.draining);
 			if (c->drain_recv)
 				weft_io_set_timeout(&c->io, DRAIN_IDLE_NS);
-			else if (idle_timeout_ns)
-				weft_io_set_timeout(&c->io, idle_timeout_ns);
+			else if (echo.idle_timeout_ns)
+				weft_io_set_timeout(&c->io, echo.idle_timeout_ns);
 			c->step = CONN_RECVING;
 			/* fall through */
 		case CONN_RECVING:
@@ -124,7 +111,7 @@ static weft_poll conn_poll(void *self, weft_cx *cx, void *out)
 			if (res <= 0) { /* 0: the peer is done; < 0: error */
 				if (res == -ETIMEDOUT && !c->drain_recv)
 					atomic_fetch_add_explicit(
-						&idle_closed, 1,
+						&echo.idle_closed, 1,
 						memory_order_relaxed);
 				c->step = CONN_CLOSE;
 				break;
@@ -191,7 +178,7 @@ static void conn_spawn(int fd)
 	/* Prepared here, before the task exists, so a drain that begins
 	 * from now on reaches it (a weft_notified may be copied until its
 	 * first poll). */
-	weft_notified_init(&c.drain, drain_notify);
+	weft_notified_init(&c.drain, echo.drain_notify);
 	err = weft_spawn(NULL, &conn_desc, &c, NULL);
 	if (err) {
 		/* -ESHUTDOWN: the drain has begun; refuse the client. */
@@ -202,7 +189,7 @@ static void conn_spawn(int fd)
 		close(fd);
 		return;
 	}
-	atomic_fetch_add_explicit(&served, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&echo.served, 1, memory_order_relaxed);
 }
 
 /* ----------------------------------------------------------- accept */
@@ -279,205 +266,19 @@ static const weft_future_desc acceptor_desc = {
 
 /* ------------------------------------------------------------- main */
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"usage: echo-server [--host ADDR] [--port N] [--workers N]\n"
-		"                   [--idle-timeout S] [--grace-ms N]\n"
-		"\n"
-		"  --host ADDR   numeric IPv4 or IPv6 address (default "
-		"127.0.0.1)\n"
-		"  --port N      TCP port; 0 lets the kernel pick (default "
-		"7000)\n"
-		"  --workers N   worker threads (default: online CPUs)\n"
-		"  --idle-timeout S\n"
-		"                close a connection that sends nothing for S "
-		"seconds\n"
-		"                (decimals allowed; default: never)\n"
-		"  --grace-ms N  on SIGINT or SIGTERM, let requests in flight "
-		"finish for\n"
-		"                up to N ms before closing what is left "
-		"(default 5000)\n"
-		"\n"
-		"Runs until SIGINT or SIGTERM.\n");
-}
-
-static unsigned long parse_number(const char *name, const char *s,
-				  unsigned long max)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || errno || v > max) {
-		fprintf(stderr, "echo-server: %s wants a number in 0..%lu\n",
-			name, max);
-		exit(1);
-	}
-	return v;
-}
-
-/* Seconds, decimals allowed, in ns: (0, 10^6] s. */
-static uint64_t parse_seconds(const char *name, const char *s)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (*s == '\0' || *end != '\0' || errno || !(v > 0) || v > 1e6) {
-		fprintf(stderr, "echo-server: %s wants seconds in (0, 1e6]\n",
-			name);
-		exit(1);
-	}
-	return (uint64_t)(v * 1e9);
-}
-
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "host", required_argument, NULL, 'H' },
-		{ "port", required_argument, NULL, 'p' },
-		{ "workers", required_argument, NULL, 'w' },
-		{ "idle-timeout", required_argument, NULL, 'i' },
-		{ "grace-ms", required_argument, NULL, 'g' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *host = "127.0.0.1";
-	unsigned long port = 7000;
-	unsigned long grace_ms = 5000;
-	uint64_t t0;
-	weft_join *acceptor;
-	weft_runtime_config cfg;
-	weft_runtime *rt;
+	weft_join *acceptor = NULL;
 	struct acceptor a;
-	sigset_t sigs;
-	int lfd, local_port, sig = 0, err, c;
+	int err;
 
-	weft_runtime_config_init(&cfg);
-	while ((c = getopt_long(argc, argv, "H:p:w:i:g:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'H':
-			host = optarg;
-			break;
-		case 'p':
-			port = parse_number("--port", optarg, 65535);
-			break;
-		case 'w':
-			cfg.workers = (unsigned)parse_number("--workers",
-							     optarg, 256);
-			break;
-		case 'i':
-			idle_timeout_ns = parse_seconds("--idle-timeout", optarg);
-			break;
-		case 'g':
-			grace_ms = parse_number("--grace-ms", optarg,
-						86400000);
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 1;
-		}
-	}
-	if (optind < argc) {
-		usage(stderr);
+	if (echo_start("echo-server", argc, argv))
 		return 1;
-	}
-
-	/*
-	 * Threads inherit the signal mask, so block first: then only
-	 * sigwait() below ever takes SIGINT and SIGTERM. A send to a closed
-	 * peer gives -EPIPE (weft adds MSG_NOSIGNAL), so SIGPIPE needs nothing.
-	 */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-
-	lfd = weft_tcp_listen(host, (uint16_t)port, 0);
-	if (lfd < 0) {
-		fprintf(stderr, "echo-server: listen on %s:%lu: %s\n", host,
-			port, weft_strerror(lfd));
-		return 1;
-	}
-	local_port = weft_tcp_local_port(lfd);
-	if (local_port < 0) {
-		fprintf(stderr, "echo-server: getsockname: %s\n",
-			weft_strerror(local_port));
-		goto out_close;
-	}
-
-	err = weft_notify_new(&drain_notify);
-	if (err) {
-		fprintf(stderr, "echo-server: notify: %s\n",
-			weft_strerror(err));
-		goto out_close;
-	}
-	err = weft_runtime_new(&cfg, &rt);
-	if (err) {
-		fprintf(stderr, "echo-server: runtime: %s\n",
-			weft_strerror(err));
-		goto out_notify;
-	}
-
 	memset(&a, 0, sizeof(a));
-	a.listen_fd = lfd;
+	a.listen_fd = echo.lfd;
 	a.step = ACCEPT;
-	err = weft_spawn(rt, &acceptor_desc, &a, &acceptor);
-	if (err) {
+	err = weft_spawn(echo.rt, &acceptor_desc, &a, &acceptor);
+	if (err)
 		fprintf(stderr, "echo-server: spawn: %s\n", weft_strerror(err));
-		goto out_free;
-	}
-
-	printf("echo-server: listening on %s:%d\n", host, local_port);
-	fflush(stdout);
-
-	do {
-		err = sigwait(&sigs, &sig);
-	} while (err == EINTR);
-
-	/*
-	 * Drain: no new connections (the acceptor is cancelled, and spawns
-	 * fail from now on anyway), idle connections close, requests in
-	 * flight finish within the grace period; then whatever is left is
-	 * cancelled and the workers are joined.
-	 */
-	t0 = weft_now_ns();
-	atomic_store(&draining, true);
-	weft_notify_waiters(drain_notify);
-	weft_task_abort(acceptor);
-	err = weft_runtime_shutdown_timeout(rt, grace_ms * UINT64_C(1000000));
-	if (err == -ETIMEDOUT) {
-		printf("echo-server: grace period of %lu ms over: closed the "
-		       "connections left\n", grace_ms);
-		err = 0;
-	} else if (!err) {
-		printf("echo-server: drained in %llu ms\n",
-		       (unsigned long long)((weft_now_ns() - t0) / 1000000));
-	} else {
-		fprintf(stderr, "echo-server: shutdown: %s\n",
-			weft_strerror(err));
-	}
-	weft_join_drop(acceptor);
-	weft_runtime_free(rt);
-	weft_notify_free(drain_notify);
-	close(lfd);
-	printf("echo-server: %s, served %lu connections, %lu closed idle\n",
-	       sig == SIGINT ? "SIGINT" : "SIGTERM",
-	       atomic_load_explicit(&served, memory_order_relaxed),
-	       atomic_load_explicit(&idle_closed, memory_order_relaxed));
-	return err ? 1 : 0;
-
-out_free:
-	weft_runtime_free(rt);
-out_notify:
-	weft_notify_free(drain_notify);
-out_close:
-	close(lfd);
-	return 1;
+	return echo_run(acceptor);
 }

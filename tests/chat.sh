@@ -10,6 +10,7 @@
 # ring (--capacity 16) with a slow reader must make the server announce
 # skips rather than block. Exits 0 pass, 1 fail.
 set -u
+. "$(dirname "$0")/server.sh"
 
 server=./examples/chat-server
 client=./bench/chat-client
@@ -24,15 +25,7 @@ fail() {
 }
 
 start() {
-	"$server" --port 0 --workers 2 "$@" >"$out" 2>&1 &
-	pid=$!
-	port=
-	for _ in $(seq 100); do
-		port=$(sed -n 's/^chat-server: listening on .*:\([0-9]*\)$/\1/p' "$out")
-		[ -n "$port" ] && return
-		sleep 0.1
-	done
-	fail "server did not start"
+	start_server "$server" --port 0 --workers 2 "$@"
 }
 
 stop() {

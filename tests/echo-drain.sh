@@ -17,8 +17,12 @@
 
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -u
+. "$(dirname "$0")/server.sh"
 
-server=./examples/echo-server
+# $1: the server to test (default ./examples/echo-server; tests/echo-fiber.sh
+# passes ./examples/echo-fiber), which prints lines prefixed with its name.
+server=${1:-./examples/echo-server}
+name=${server##*/}
 grace_ms=20000
 size=$((40 * 1024 * 1024))
 dir=$(mktemp -d)
@@ -34,15 +38,7 @@ fail() {
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
-"$server" --port 0 --workers 2 --grace-ms $grace_ms >"$out" 2>&1 &
-pid=$!
-port=
-for _ in $(seq 100); do
-	port=$(sed -n 's/^echo-server: listening on .*:\([0-9]*\)$/\1/p' "$out")
-	[ -n "$port" ] && break
-	sleep 0.1
-done
-[ -n "$port" ] || fail "server did not start"
+start_server "$server" --port 0 --workers 2 --grace-ms $grace_ms
 
 exec 3<>"/dev/tcp/127.0.0.1/$port" || exit 77
 printf 'ping\n' >&3
@@ -80,7 +76,7 @@ exec 3<&- 4<&-
 
 wait "$pid" || fail "server exit status $?"
 took=$(( $(now_ms) - sent ))
-grep -q "^echo-server: drained in" "$out" || fail "no 'drained' line"
+grep -q "^$name: drained in" "$out" || fail "no 'drained' line"
 grep -q "SIGTERM, served 2 connections" "$out" || fail "exit report"
 [ "$took" -lt $((grace_ms / 2)) ] ||
 	fail "exit $took ms after SIGTERM (grace $grace_ms ms)"

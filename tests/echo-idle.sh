@@ -11,8 +11,12 @@
 
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -u
+. "$(dirname "$0")/server.sh"
 
-server=./examples/echo-server
+# $1: the server to test (default ./examples/echo-server; tests/echo-fiber.sh
+# passes ./examples/echo-fiber), which prints lines prefixed with its name.
+server=${1:-./examples/echo-server}
+name=${server##*/}
 idle_ms=300
 out=$(mktemp)
 trap 'kill "$pid" 2>/dev/null; rm -f "$out"' EXIT
@@ -25,15 +29,7 @@ fail() {
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
-"$server" --port 0 --workers 1 --idle-timeout 0.3 >"$out" 2>&1 &
-pid=$!
-port=
-for _ in $(seq 100); do
-	port=$(sed -n 's/^echo-server: listening on .*:\([0-9]*\)$/\1/p' "$out")
-	[ -n "$port" ] && break
-	sleep 0.1
-done
-[ -n "$port" ] || fail "server did not start"
+start_server "$server" --port 0 --workers 1 --idle-timeout 0.3
 
 exec 3<>"/dev/tcp/127.0.0.1/$port" || exit 77
 # Before the send: the server arms its deadline after echoing, so the
