@@ -24,7 +24,7 @@
  * that starts N others and joins them would otherwise hold N stacks at
  * once, more than the per-thread pool keeps, and pay an mmap, an
  * mprotect, a page fault and a munmap for each (measured in
- * docs/fibers-bench.md: 20 us a spawn, 93% of it in the kernel). Taken at
+ * docs/fibers.md: 20 us a spawn, 93% of it in the kernel). Taken at
  * the first run, the children run one after another on the same pooled
  * stack. When none can be mapped (ENOMEM, or vm.max_map_count), the first
  * poll yields and tries again at its next turn: the fiber still runs
