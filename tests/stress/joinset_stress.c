@@ -107,11 +107,14 @@ static void *taker_main(void *arg)
 		int64_t v = -1;
 		int err;
 
+		/* Read before the join: an empty set means done only if
+		 * every spawn had happened before the join looked. */
+		bool spawned_all = atomic_load(&r->all_spawned);
+
 		if (stress_splitmix(&x) % 4 == 0) {
 			err = weft_joinset_try_join_next(r->set, &n, &v);
 			if (err == -EAGAIN || err == -ENOENT) {
-				if (err == -ENOENT &&
-				    atomic_load(&r->all_spawned))
+				if (err == -ENOENT && spawned_all)
 					break;
 				stress_sleep_us(20);
 				continue;
@@ -119,7 +122,7 @@ static void *taker_main(void *arg)
 		} else {
 			err = weft_joinset_join_next_blocking(r->set, &n, &v);
 			if (!err && n.status == -ENOENT) {
-				if (atomic_load(&r->all_spawned))
+				if (spawned_all)
 					break;
 				stress_sleep_us(20);
 				continue;
