@@ -21,6 +21,7 @@
 #include <weft/sync.h>
 #include <weft/task.h>
 #include <weft/time.h>
+#include <weft/udp.h>
 #include <weft/watch.h>
 
 #endif /* WEFT_H */

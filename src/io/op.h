@@ -37,6 +37,8 @@
 #include <linux/time_types.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include <weft/io.h>
 
@@ -69,6 +71,15 @@ static inline bool weft__io_in_flight(const weft_io *io)
 	       io->_check == weft__io_check(io);
 }
 
+/* The kernel-visible arguments of a sendmsg or recvmsg op. */
+struct weft__op_msg {
+	struct msghdr hdr;
+	struct iovec iov;
+	struct sockaddr_storage *from; /* recv_from's @from, written at READY */
+	socklen_t *fromlen;
+	struct sockaddr_storage addr;  /* the destination, or the source */
+};
+
 struct weft__op {
 	ck_stack_entry_t inbox_entry;  /* first: entry -> record cast */
 	_Atomic unsigned refs;
@@ -87,6 +98,8 @@ struct weft__op {
 	union {                        /* kernel-visible copies of arguments */
 		struct __kernel_timespec ts;
 		struct sockaddr_in6 addr;
+		struct sockaddr_un un;     /* unix connect (unix.c) */
+		struct weft__op_msg msg;   /* sendmsg/recvmsg (udp.c) */
 		uint64_t u64[4];
 	} u;
 };
@@ -117,6 +130,14 @@ struct weft__op_kind {
 	weft_poll (*poll)(weft_io *io, weft_cx *cx, int64_t *res);
 	void (*drop)(weft_io *io);
 };
+
+/*
+ * complete and discard of a kind whose prep made a socket in op->fd and
+ * connects it (TCP and Unix connect, net/tcp.c): the future takes the
+ * socket on success; it is closed on failure or when nobody takes it.
+ */
+int64_t weft__connect_complete(struct weft__op *op, int32_t res);
+void weft__connect_discard(struct weft__op *op, int32_t res);
 
 /*
  * Start preparing @io as an op of @kind: zero it, record the kind. Returns

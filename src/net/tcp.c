@@ -85,7 +85,7 @@ static int connect_prep(struct weft__op *op, struct io_uring_sqe *sqe,
 }
 
 /* The future takes the socket on success and closes it on failure. */
-static int64_t connect_complete(struct weft__op *op, int32_t res)
+int64_t weft__connect_complete(struct weft__op *op, int32_t res)
 {
 	int fd = op->fd;
 
@@ -96,7 +96,7 @@ static int64_t connect_complete(struct weft__op *op, int32_t res)
 	return res;
 }
 
-static void connect_discard(struct weft__op *op, int32_t res)
+void weft__connect_discard(struct weft__op *op, int32_t res)
 {
 	(void)res;
 	if (op->fd >= 0)
@@ -126,7 +126,7 @@ static const struct weft__op_kind accept_kind = {
 };
 static const struct weft__op_kind connect_kind = {
 	.prep = connect_prep,
-	.complete = connect_complete, .discard = connect_discard,
+	.complete = weft__connect_complete, .discard = weft__connect_discard,
 };
 static const struct weft__op_kind recv_kind = {
 	.prep = recv_prep,
