@@ -281,6 +281,29 @@ WEFT_API int weft_co_joinset_join_next(struct weft_joinset *set, void *value,
 /** Wait for every task of @scope: its first error, or 0. */
 WEFT_API int weft_co_scope_join(struct weft_scope *scope);
 
+/*
+ * Datagrams and Unix domain sockets from a fiber (weft/udp.h): the ring op
+ * awaited, with the same results and errors as weft_co_recv above.
+ */
+
+/** One datagram to @addr (@addrlen bytes, any family; NULL/0: the
+ * connected peer): bytes sent. */
+WEFT_API int64_t weft_co_send_to(int fd, const void *buf, size_t len,
+				 const struct sockaddr *addr,
+				 socklen_t addrlen, int flags,
+				 uint64_t deadline_ns);
+
+/** One datagram into @buf (truncated to @len; its full length with
+ * MSG_TRUNC in @flags) and its sender into @from / *@fromlen (both NULL:
+ * not wanted; written only on success). */
+WEFT_API int64_t weft_co_recv_from(int fd, void *buf, size_t len, int flags,
+				   struct sockaddr_storage *from,
+				   socklen_t *fromlen, uint64_t deadline_ns);
+
+/** A new Unix stream socket connected to the socket file @path: the fd,
+ * the caller's; -ENOENT, -ECONNREFUSED, -ENAMETOOLONG, ... */
+WEFT_API int weft_co_unix_connect(const char *path, uint64_t deadline_ns);
+
 #ifdef __cplusplus
 }
 #endif

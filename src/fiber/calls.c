@@ -12,6 +12,7 @@
 #include <weft/io.h>
 #include <weft/net.h>
 #include <weft/time.h>
+#include <weft/udp.h>
 
 #include "fiber/fiber.h"
 
@@ -196,4 +197,36 @@ WEFT_API int weft_co_join(weft_join *join, void *out)
 	if ((err = weft_await(&weft_join_future_desc, &jf, &st)))
 		return err; /* cancelled: the future's drop detached @join */
 	return st;
+}
+
+WEFT_API int64_t weft_co_send_to(int fd, const void *buf, size_t len,
+				 const struct sockaddr *addr,
+				 socklen_t addrlen, int flags,
+				 uint64_t deadline_ns)
+{
+	weft_io io = WEFT_IO_INIT;
+
+	ON_FIBER();
+	weft_io_prep_send_to(&io, fd, buf, len, addr, addrlen, flags);
+	return await_io(&io, deadline_ns);
+}
+
+WEFT_API int64_t weft_co_recv_from(int fd, void *buf, size_t len, int flags,
+				   struct sockaddr_storage *from,
+				   socklen_t *fromlen, uint64_t deadline_ns)
+{
+	weft_io io = WEFT_IO_INIT;
+
+	ON_FIBER();
+	weft_io_prep_recv_from(&io, fd, buf, len, flags, from, fromlen);
+	return await_io(&io, deadline_ns);
+}
+
+WEFT_API int weft_co_unix_connect(const char *path, uint64_t deadline_ns)
+{
+	weft_io io = WEFT_IO_INIT;
+
+	ON_FIBER();
+	weft_io_prep_unix_connect(&io, path);
+	return (int)await_io(&io, deadline_ns);
 }
