@@ -195,7 +195,7 @@ static weft_poll io_start(weft_io *io, weft_cx *cx, int64_t *res)
 
 	if (!d)
 		return io_ready(io, res, -EPERM);
-	struct weft__op *op = malloc(sizeof(*op));
+	struct weft__op *op = malloc(sizeof(*op) + io->_kind->extra);
 	if (!op)
 		return io_ready(io, res, -ENOMEM);
 	memset(op, 0, offsetof(struct weft__op, link_ts));

@@ -98,10 +98,17 @@ struct weft__op {
 	union {                        /* kernel-visible copies of arguments */
 		struct __kernel_timespec ts;
 		struct sockaddr_in6 addr;
-		struct sockaddr_un un;     /* unix connect (unix.c) */
-		struct weft__op_msg msg;   /* sendmsg/recvmsg (udp.c) */
 		uint64_t u64[4];
 	} u;
+	/*
+	 * Larger kernel-visible arguments, only in the records of kinds that
+	 * ask for them (weft__op_kind.extra bytes): a recv or send keeps its
+	 * record small, a sendmsg carries a whole msghdr and address.
+	 */
+	union weft__op_big {
+		struct sockaddr_un un;     /* unix connect (unix.c) */
+		struct weft__op_msg msg;   /* sendmsg/recvmsg (udp.c) */
+	} big[];
 };
 
 struct weft__op_kind {
@@ -129,6 +136,9 @@ struct weft__op_kind {
 	 */
 	weft_poll (*poll)(weft_io *io, weft_cx *cx, int64_t *res);
 	void (*drop)(weft_io *io);
+	/* Bytes of op->big[] the kind uses (sizeof(union weft__op_big) or
+	 * 0): records are allocated with that much more. */
+	size_t extra;
 };
 
 /*

@@ -3,7 +3,7 @@
  * Datagram ops: UDP sockets by plain syscalls, and the op kinds send_to
  * and recv_from (IORING_OP_SENDMSG / RECVMSG) for any datagram socket.
  * The msghdr, its iovec and the addresses live in the op record
- * (op->u.msg), so they stay valid while the kernel may read or write them.
+ * (op->big[0].msg), so they stay valid while the kernel may read or write them.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -51,11 +51,11 @@ enum { ARG_ADDR = WEFT__ARG_LEN + 1, ARG_ADDRLEN };
 static void msg_init(struct weft__op *op, const weft_io *io)
 {
 	weft__op_take_buf(op, io);
-	memset(&op->u.msg, 0, offsetof(struct weft__op_msg, addr));
-	op->u.msg.iov.iov_base = op->buf;
-	op->u.msg.iov.iov_len = op->len;
-	op->u.msg.hdr.msg_iov = &op->u.msg.iov;
-	op->u.msg.hdr.msg_iovlen = 1;
+	memset(&op->big[0].msg, 0, offsetof(struct weft__op_msg, addr));
+	op->big[0].msg.iov.iov_base = op->buf;
+	op->big[0].msg.iov.iov_len = op->len;
+	op->big[0].msg.hdr.msg_iov = &op->big[0].msg.iov;
+	op->big[0].msg.hdr.msg_iovlen = 1;
 }
 
 static int send_to_prep(struct weft__op *op, struct io_uring_sqe *sqe,
@@ -66,11 +66,11 @@ static int send_to_prep(struct weft__op *op, struct io_uring_sqe *sqe,
 
 	msg_init(op, io);
 	if (addr) {
-		memcpy(&op->u.msg.addr, addr, len);
-		op->u.msg.hdr.msg_name = &op->u.msg.addr;
-		op->u.msg.hdr.msg_namelen = len;
+		memcpy(&op->big[0].msg.addr, addr, len);
+		op->big[0].msg.hdr.msg_name = &op->big[0].msg.addr;
+		op->big[0].msg.hdr.msg_namelen = len;
 	}
-	io_uring_prep_sendmsg(sqe, io->_fd, &op->u.msg.hdr,
+	io_uring_prep_sendmsg(sqe, io->_fd, &op->big[0].msg.hdr,
 			      (unsigned)io->_flags | MSG_NOSIGNAL);
 	return 0;
 }
@@ -79,11 +79,11 @@ static int recv_from_prep(struct weft__op *op, struct io_uring_sqe *sqe,
 			  const weft_io *io)
 {
 	msg_init(op, io);
-	op->u.msg.from = (void *)(uintptr_t)io->_arg[ARG_ADDR];
-	op->u.msg.fromlen = (void *)(uintptr_t)io->_arg[ARG_ADDRLEN];
-	op->u.msg.hdr.msg_name = &op->u.msg.addr;
-	op->u.msg.hdr.msg_namelen = sizeof(op->u.msg.addr);
-	io_uring_prep_recvmsg(sqe, io->_fd, &op->u.msg.hdr,
+	op->big[0].msg.from = (void *)(uintptr_t)io->_arg[ARG_ADDR];
+	op->big[0].msg.fromlen = (void *)(uintptr_t)io->_arg[ARG_ADDRLEN];
+	op->big[0].msg.hdr.msg_name = &op->big[0].msg.addr;
+	op->big[0].msg.hdr.msg_namelen = sizeof(op->big[0].msg.addr);
+	io_uring_prep_recvmsg(sqe, io->_fd, &op->big[0].msg.hdr,
 			      (unsigned)io->_flags);
 	return 0;
 }
@@ -92,22 +92,24 @@ static int recv_from_prep(struct weft__op *op, struct io_uring_sqe *sqe,
  * timed-out recv never gets here and writes nothing. */
 static int64_t recv_from_complete(struct weft__op *op, int32_t res)
 {
-	if (res >= 0 && op->u.msg.from) {
-		socklen_t n = op->u.msg.hdr.msg_namelen;
+	if (res >= 0 && op->big[0].msg.from) {
+		socklen_t n = op->big[0].msg.hdr.msg_namelen;
 
-		if (n > sizeof(*op->u.msg.from))
-			n = sizeof(*op->u.msg.from);
-		memcpy(op->u.msg.from, &op->u.msg.addr, n);
-		*op->u.msg.fromlen = n;
+		if (n > sizeof(*op->big[0].msg.from))
+			n = sizeof(*op->big[0].msg.from);
+		memcpy(op->big[0].msg.from, &op->big[0].msg.addr, n);
+		*op->big[0].msg.fromlen = n;
 	}
 	return res;
 }
 
 static const struct weft__op_kind send_to_kind = {
 	.prep = send_to_prep,
+	.extra = sizeof(union weft__op_big),
 };
 static const struct weft__op_kind recv_from_kind = {
 	.prep = recv_from_prep, .complete = recv_from_complete,
+	.extra = sizeof(union weft__op_big),
 };
 
 WEFT_API int weft_io_prep_send_to(weft_io *io, int fd, const void *buf,

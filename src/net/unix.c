@@ -74,14 +74,14 @@ static int unix_connect_prep(struct weft__op *op, struct io_uring_sqe *sqe,
 {
 	socklen_t len;
 	int err = unix_addr((const char *)(uintptr_t)io->_arg[ARG_PATH],
-			    &op->u.un, &len);
+			    &op->big[0].un, &len);
 
 	if (err) /* checked at prep; changed since */
 		return err;
 	op->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (op->fd < 0)
 		return -errno;
-	io_uring_prep_connect(sqe, op->fd, (const struct sockaddr *)&op->u.un,
+	io_uring_prep_connect(sqe, op->fd, (const struct sockaddr *)&op->big[0].un,
 			      len);
 	return 0;
 }
@@ -89,6 +89,7 @@ static int unix_connect_prep(struct weft__op *op, struct io_uring_sqe *sqe,
 static const struct weft__op_kind unix_connect_kind = {
 	.prep = unix_connect_prep,
 	.complete = weft__connect_complete, .discard = weft__connect_discard,
+	.extra = sizeof(union weft__op_big),
 };
 
 WEFT_API int weft_io_prep_unix_connect(weft_io *io, const char *path)
