@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The file ops of weft/file.h on a temporary directory: openat (create,
- * the path copied at prep), readv and writev at offsets (the iovec array
- * copied), fsync, statx (the result copied out at READY only); their
- * errors; a dropped openat that never leaks its fd (counted in
- * /proc/self/fd); prepared ops dropped or re-prepared without a poll (the
- * copies freed: ASan); and the weft_co_* calls from a fiber.
+ * O_EXCL, absolute paths), readv and writev at offsets, fsync, statx (the
+ * result copied out at READY only, never on failure); their errors; the
+ * path and iovec array copied at the first poll (clobbered before the
+ * SQE is submitted); a dropped openat that never leaks its fd (counted in
+ * /proc/self/fd); polls off a worker; the weft_co_* calls from a fiber.
  */
 #include <dirent.h>
 #include <limits.h>
@@ -387,7 +387,9 @@ WT_RT_TEST(io_file, dropped_openat_closes_its_fd)
 	cr_assert_eq(mkfifo(fifo, 0600), 0);
 	int base = count_fds();
 
-	/* The open of a FIFO's read end waits for a writer. */
+	/* The FIFO's read end: io_uring's first, non-blocking try opens it
+	 * at once, or an io worker waits for a writer; either way its fd
+	 * is there before the drop. */
 	struct hold *h = calloc(1, sizeof(*h));
 	cr_assert_not_null(h);
 	cr_assert_eq(weft_io_prep_openat(&h->io, dfd, "fifo",
@@ -409,8 +411,8 @@ WT_RT_TEST(io_file, dropped_openat_closes_its_fd)
 	cr_expect_eq(count_fds(), base + 1, "the dropped openat's fd leaked");
 	close(wfd);
 
-	/* Dropped while in flight: cancelled, or opened by a writer that
-	 * comes at once; either way no fd is left. */
+	/* Dropped while in flight, or just done: cancelled, or opened and
+	 * closed by the discard, or taken by the task; no fd is left. */
 	struct wt_counters c = { 0 };
 	weft_io io = WEFT_IO_INIT;
 	cr_assert_eq(weft_io_prep_openat(&io, dfd, "fifo",
