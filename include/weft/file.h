@@ -31,6 +31,8 @@
 extern "C" {
 #endif
 
+/* struct statx: <sys/stat.h> with _GNU_SOURCE (glibc 2.28 or later), or
+ * <linux/stat.h>. */
 struct statx;
 
 /**
