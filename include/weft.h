@@ -12,6 +12,7 @@
 #include <weft/core.h>
 #include <weft/error.h>
 #include <weft/fiber.h>
+#include <weft/file.h>
 #include <weft/future.h>
 #include <weft/io.h>
 #include <weft/joinset.h>

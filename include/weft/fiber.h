@@ -55,6 +55,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <weft/core.h>
 #include <weft/runtime.h>
@@ -303,6 +304,38 @@ WEFT_API int64_t weft_co_recv_from(int fd, void *buf, size_t len, int flags,
 /** A new Unix stream socket connected to the socket file @path: the fd,
  * the caller's; -ENOENT, -ECONNREFUSED, -ENAMETOOLONG, ... */
 WEFT_API int weft_co_unix_connect(const char *path, uint64_t deadline_ns);
+
+/*
+ * Files from a fiber: the ring ops of weft/file.h, awaited, with the same
+ * results, copies and errors as their weft_io_prep_* (the path and the
+ * iovec array are copied; the data buffers may live on the fiber's stack),
+ * plus -ETIMEDOUT past @deadline_ns (0: none; the op was cancelled: an
+ * fd opened meanwhile is closed), -ECANCELED and -EPERM as above.
+ */
+struct statx;
+
+/** openat(2) @path relative to @dirfd: the new fd (the caller's) or a
+ * negative errno. */
+WEFT_API int weft_co_openat(int dirfd, const char *path, int flags,
+			    mode_t mode, uint64_t deadline_ns);
+
+/** preadv(2) at @offset (-1: the file position): bytes read or -errno. */
+WEFT_API int64_t weft_co_readv(int fd, const struct iovec *iov, int iovcnt,
+			       int64_t offset, uint64_t deadline_ns);
+
+/** pwritev(2) at @offset (-1: the file position): bytes written or
+ * -errno. */
+WEFT_API int64_t weft_co_writev(int fd, const struct iovec *iov, int iovcnt,
+				int64_t offset, uint64_t deadline_ns);
+
+/** fsync(2), or fdatasync(2) with @datasync: 0 or -errno. */
+WEFT_API int weft_co_fsync(int fd, bool datasync, uint64_t deadline_ns);
+
+/** statx(2) of @path relative to @dirfd into *@out: 0 or -errno (*@out
+ * untouched on failure). */
+WEFT_API int weft_co_statx(int dirfd, const char *path, int flags,
+			   unsigned mask, struct statx *out,
+			   uint64_t deadline_ns);
 
 #ifdef __cplusplus
 }

@@ -3,7 +3,7 @@
  * weft_io: the future of one io_uring operation (an "op").
  *
  * Prepare it with one of the weft_io_prep_* calls (this header for any fd;
- * weft/net.h for sockets; weft/time.h for sleeps), as liburing's
+ * weft/file.h for files; weft/net.h for sockets; weft/time.h for sleeps), as liburing's
  * io_uring_prep_* prepare an SQE. Poll it with weft_io_poll() from a task,
  * or through weft_io_future() with the combinators of weft/future.h, and
  * drop it with weft_io_drop() when the future that embeds it is dropped.
@@ -124,7 +124,8 @@ WEFT_API extern const weft_future_desc weft_io_desc;
  * request) use weft_timeout (weft/time.h) instead.
  *
  * Works for every ring op: read, write, close, accept, connect, recv,
- * send. Returns 0, -EINVAL (NULL @io, @io not prepared or its prep failed,
+ * send, and the file ops of weft/file.h (a timed-out openat opened
+ * nothing). Returns 0, -EINVAL (NULL @io, @io not prepared or its prep failed,
  * or a sleep, which is its own deadline), or -EBUSY (the op is in flight:
  * the deadline must be set before the first poll).
  */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <weft/fiber.h>
+#include <weft/file.h>
 #include <weft/io.h>
 #include <weft/net.h>
 #include <weft/time.h>
@@ -184,6 +185,56 @@ WEFT_API int weft_co_close(int fd)
 	ON_FIBER();
 	weft_io_prep_close(&io, fd);
 	return (int)await_io(&io, 0);
+}
+
+WEFT_API int weft_co_openat(int dirfd, const char *path, int flags,
+			    mode_t mode, uint64_t deadline_ns)
+{
+	weft_io io = WEFT_IO_INIT;
+
+	ON_FIBER();
+	weft_io_prep_openat(&io, dirfd, path, flags, mode);
+	return (int)await_io(&io, deadline_ns);
+}
+
+WEFT_API int64_t weft_co_readv(int fd, const struct iovec *iov, int iovcnt,
+			       int64_t offset, uint64_t deadline_ns)
+{
+	weft_io io = WEFT_IO_INIT;
+
+	ON_FIBER();
+	weft_io_prep_readv(&io, fd, iov, iovcnt, (off_t)offset);
+	return await_io(&io, deadline_ns);
+}
+
+WEFT_API int64_t weft_co_writev(int fd, const struct iovec *iov, int iovcnt,
+				int64_t offset, uint64_t deadline_ns)
+{
+	weft_io io = WEFT_IO_INIT;
+
+	ON_FIBER();
+	weft_io_prep_writev(&io, fd, iov, iovcnt, (off_t)offset);
+	return await_io(&io, deadline_ns);
+}
+
+WEFT_API int weft_co_fsync(int fd, bool datasync, uint64_t deadline_ns)
+{
+	weft_io io = WEFT_IO_INIT;
+
+	ON_FIBER();
+	weft_io_prep_fsync(&io, fd, datasync);
+	return (int)await_io(&io, deadline_ns);
+}
+
+WEFT_API int weft_co_statx(int dirfd, const char *path, int flags,
+			   unsigned mask, struct statx *out,
+			   uint64_t deadline_ns)
+{
+	weft_io io = WEFT_IO_INIT;
+
+	ON_FIBER();
+	weft_io_prep_statx(&io, dirfd, path, flags, mask, out);
+	return (int)await_io(&io, deadline_ns);
 }
 
 WEFT_API int weft_co_join(weft_join *join, void *out)

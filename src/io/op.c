@@ -27,8 +27,10 @@ static void op_ref(struct weft__op *op)
 static void op_unref(struct weft__op *op)
 {
 	/* acq_rel: every holder's accesses happen before the free. */
-	if (atomic_fetch_sub_explicit(&op->refs, 1, memory_order_acq_rel) == 1)
+	if (atomic_fetch_sub_explicit(&op->refs, 1, memory_order_acq_rel) == 1) {
+		free(op->owned);
 		free(op);
+	}
 }
 
 /* A result that reached nobody: release what it created. */
@@ -211,6 +213,7 @@ static weft_poll io_start(weft_io *io, weft_cx *cx, int64_t *res)
 	int err = op_submit(d, op, io);
 	if (err) {
 		weft_waker_drop(&op->waker);
+		free(op->owned);
 		free(op);
 		return io_ready(io, res, err);
 	}

@@ -28,7 +28,7 @@
  * Op kinds are a table, not a switch: each kind (struct weft__op_kind)
  * prepares its SQE, turns the CQE's result into the future's result, and
  * releases a result nobody will read. A new kind is a new const struct in
- * the file of its layer (fd.c, tcp.c, sleep.c), nothing else.
+ * the file of its layer (fd.c, file.c, tcp.c, sleep.c), nothing else.
  */
 #ifndef WEFT_IO_OP_H
 #define WEFT_IO_OP_H
@@ -93,6 +93,7 @@ struct weft__op {
 	int fd;                        /* a resource the op made (connect) */
 	void *buf;                     /* user buffer the kernel writes/reads */
 	size_t len;
+	void *owned;                   /* malloc'd by prep, freed with us */
 	uint64_t deadline;             /* weft_io_set_deadline, 0: none */
 	struct __kernel_timespec link_ts; /* its IORING_OP_LINK_TIMEOUT */
 	union {                        /* kernel-visible copies of arguments */
@@ -114,7 +115,9 @@ struct weft__op {
 struct weft__op_kind {
 	/*
 	 * Fill @sqe for @op from the prepared @io (user_data is set by the
-	 * caller). May set op->fd/buf/len/u. Returns 0, or a negative errno
+	 * caller). May set op->fd/buf/len/u, and op->owned: a malloc'd copy
+	 * of what the kernel reads or writes (a path, an iovec array, a
+	 * result), freed with the record. Returns 0, or a negative errno
 	 * for a failure before anything reached the kernel (the SQE is then
 	 * turned into a NOP by the caller).
 	 */
