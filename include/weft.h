@@ -17,6 +17,7 @@
 #include <weft/io.h>
 #include <weft/joinset.h>
 #include <weft/mpsc.h>
+#include <weft/multishot.h>
 #include <weft/net.h>
 #include <weft/runtime.h>
 #include <weft/sync.h>

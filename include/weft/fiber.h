@@ -337,6 +337,29 @@ WEFT_API int weft_co_statx(int dirfd, const char *path, int flags,
 			   unsigned mask, struct statx *out,
 			   uint64_t deadline_ns);
 
+/*
+ * Streams from a fiber (weft/multishot.h): the next completion of a
+ * stream the fiber owns (initialised with weft_accept_stream_init or
+ * weft_recv_stream_init; the fiber drops it with its _drop when done).
+ * Past @deadline_ns (0: none) they return -ETIMEDOUT and the stream is
+ * left as it was: nothing is lost, the next call goes on. -ECANCELED and
+ * -EPERM as above.
+ */
+struct weft_accept_stream;
+struct weft_recv_stream;
+struct weft_buf;
+
+/** The next accepted socket (the caller's) or the stream's ending error
+ * (weft_accept_stream_next). */
+WEFT_API int weft_co_accept_next(struct weft_accept_stream *s,
+				 uint64_t deadline_ns);
+
+/** The next received data: bytes > 0 lent in *@buf (give it back with
+ * weft_buf_release), 0 at end of file, or a negative errno
+ * (weft_recv_stream_next). */
+WEFT_API int64_t weft_co_recv_next(struct weft_recv_stream *s,
+				   struct weft_buf *buf, uint64_t deadline_ns);
+
 #ifdef __cplusplus
 }
 #endif

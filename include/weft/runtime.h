@@ -42,6 +42,12 @@ enum {
 	 * (implies WEFT_RT_NO_DEFER_TASKRUN). For tests and comparisons.
 	 */
 	WEFT_RT_NO_COOP_TASKRUN = 1u << 3,
+	/** Streams (weft/multishot.h) use single-shot ops submitted again
+	 * after each completion instead of multishot ops. */
+	WEFT_RT_NO_MULTISHOT = 1u << 4,
+	/** Recv streams receive into a buffer the runtime picks (plain recv)
+	 * instead of registering a kernel buffer ring. */
+	WEFT_RT_NO_BUF_RING = 1u << 5,
 };
 
 /**
@@ -70,6 +76,11 @@ typedef struct weft_runtime_config {
 	/** ms an idle blocking-pool thread waits for work before it exits;
 	 * 0: 10,000. */
 	unsigned blocking_keepalive_ms;
+	/** Provided buffers per worker for recv streams (weft/multishot.h),
+	 * rounded up to a power of two, at most 32,768; 0: 256. */
+	unsigned buf_count;
+	/** Bytes per provided buffer, at most 1 MiB; 0: 4,096. */
+	unsigned buf_size;
 } weft_runtime_config;
 
 /**
@@ -234,6 +245,9 @@ typedef struct weft_runtime_metrics {
 	uint64_t ops_submitted;  /**< io_uring ops submitted (excluding internal) */
 	uint64_t ops_completed;  /**< their completions */
 	uint64_t remote_cancels; /**< op cancels forwarded to another worker */
+	uint64_t accept_backoffs;  /**< accept waits after EMFILE/ENFILE */
+	uint64_t multishot_rearms; /**< streams' ops submitted again */
+	uint64_t bufring_enobufs;  /**< recv streams that found no buffer */
 } weft_runtime_metrics;
 
 /**

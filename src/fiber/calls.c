@@ -11,6 +11,7 @@
 #include <weft/fiber.h>
 #include <weft/file.h>
 #include <weft/io.h>
+#include <weft/multishot.h>
 #include <weft/net.h>
 #include <weft/time.h>
 #include <weft/udp.h>
@@ -280,4 +281,35 @@ WEFT_API int weft_co_unix_connect(const char *path, uint64_t deadline_ns)
 	ON_FIBER();
 	weft_io_prep_unix_connect(&io, path);
 	return (int)await_io(&io, deadline_ns);
+}
+
+WEFT_API int weft_co_accept_next(weft_accept_stream *s, uint64_t deadline_ns)
+{
+	weft_accept_next n = { .stream = s };
+	int fd = -EINVAL, err;
+
+	if (!s)
+		return -EINVAL;
+	ON_FIBER();
+	if ((err = weft_await_until(&weft_accept_next_desc, &n, &fd,
+				    deadline_ns)))
+		return err;
+	return fd;
+}
+
+WEFT_API int64_t weft_co_recv_next(weft_recv_stream *s, weft_buf *buf,
+				   uint64_t deadline_ns)
+{
+	weft_recv_next n = { .stream = s };
+	weft_recv_item it = { .res = -EINVAL };
+	int err;
+
+	if (!s || !buf)
+		return -EINVAL;
+	ON_FIBER();
+	if ((err = weft_await_until(&weft_recv_next_desc, &n, &it,
+				    deadline_ns)))
+		return err;
+	*buf = it.buf;
+	return it.res;
 }

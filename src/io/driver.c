@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "io/driver.h"
+#include "io/bufpool.h"
 #include "io/op.h"
 
 static WEFT__TLS struct weft__driver *tls_driver;
@@ -23,6 +24,11 @@ void weft__driver_prepare(struct weft__driver *d)
 	atomic_init(&d->m.ops_completed, 0);
 	atomic_init(&d->m.remote_cancels, 0);
 	atomic_init(&d->m.unparks, 0);
+	atomic_init(&d->m.accept_backoffs, 0);
+	atomic_init(&d->m.multishot_rearms, 0);
+	atomic_init(&d->m.bufring_enobufs, 0);
+	d->pool = NULL;
+	d->starved = NULL;
 }
 
 int weft__driver_init(struct weft__driver *d, unsigned entries,
@@ -37,6 +43,7 @@ int weft__driver_init(struct weft__driver *d, unsigned entries,
 
 void weft__driver_leave(struct weft__driver *d)
 {
+	weft__ms_exit(d);
 	if (tls_driver == d)
 		tls_driver = NULL;
 }
@@ -45,6 +52,7 @@ void weft__driver_exit(struct weft__driver *d)
 {
 	if (d->ring.uring.ring_fd > 0)
 		weft__ring_exit(&d->ring);
+	weft__bufpool_exit(d); /* after the ring let go of its buffers */
 }
 
 unsigned weft__driver_reap(struct weft__driver *d)
@@ -69,7 +77,7 @@ unsigned weft__driver_reap(struct weft__driver *d)
 		else if (ud & WEFT__UD_LINK)
 			weft__op_link_done(d, op);
 		else
-			weft__op_complete(d, op, cqe->res);
+			weft__op_complete(d, op, cqe->res, cqe->flags);
 	}
 	io_uring_cq_advance(ring, n);
 	return n;
@@ -86,6 +94,8 @@ bool weft__driver_turn(struct weft__driver *d)
 			e = next;
 		}
 	}
+	if (d->pool && !CK_STACK_ISEMPTY(&d->pool->remote))
+		weft__bufpool_drain(d->pool);
 	if (d->ring.unsubmitted || d->ring.inflight)
 		weft__ring_flush(&d->ring);
 	return weft__driver_reap(d) > 0;

@@ -49,10 +49,19 @@ struct weft__driver_metrics {
 	_Atomic uint64_t ops_completed;  /* owner */
 	_Atomic uint64_t remote_cancels; /* any thread: cancels pushed here */
 	_Atomic uint64_t unparks;        /* any thread: signals sent here */
+	_Atomic uint64_t accept_backoffs; /* owner: retries after EMFILE */
+	_Atomic uint64_t multishot_rearms; /* owner: streams submitted again */
+	_Atomic uint64_t bufring_enobufs; /* owner: streams out of buffers */
 };
+
+struct weft__bufpool;
 
 struct weft__driver {
 	struct weft__ring ring; /* owner only */
+	struct weft__bufpool *pool;  /* owner: provided buffers, lazily */
+	struct weft__op *starved;    /* owner: streams waiting for buffers */
+	unsigned flags;              /* WEFT_RT_*, set before init */
+	unsigned buf_count, buf_size; /* the pool's shape, set before init */
 
 	/* Shared with other threads. */
 	struct weft__inbox inbox weft__cacheline_aligned; /* ops to cancel */

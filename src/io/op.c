@@ -18,20 +18,25 @@
 _Static_assert(sizeof(void *) != 8 || sizeof(weft_io) == 128,
 	       "weft_io is 128 bytes on 64-bit targets");
 
-static void op_ref(struct weft__op *op)
+void weft__op_ref(struct weft__op *op)
 {
 	/* Relaxed: the caller already holds a reference. */
 	atomic_fetch_add_explicit(&op->refs, 1, memory_order_relaxed);
 }
 
-static void op_unref(struct weft__op *op)
+void weft__op_unref(struct weft__op *op)
 {
 	/* acq_rel: every holder's accesses happen before the free. */
 	if (atomic_fetch_sub_explicit(&op->refs, 1, memory_order_acq_rel) == 1) {
+		if (op->kind->multishot)
+			weft__ms_free(op);
 		free(op->owned);
 		free(op);
 	}
 }
+
+#define op_ref weft__op_ref
+#define op_unref weft__op_unref
 
 /* A result that reached nobody: release what it created. */
 static void discard_result(struct weft__op *op, int32_t res)
@@ -42,6 +47,11 @@ static void discard_result(struct weft__op *op, int32_t res)
 
 void weft__op_submit_cancel(struct weft__driver *d, struct weft__op *op)
 {
+	/* A stream waiting for buffers has nothing in the kernel. */
+	if (op->kind->multishot && weft__ms_cancel_idle(d, op)) {
+		op_unref(op); /* the cancel reference */
+		return;
+	}
 	struct io_uring_sqe *sqe = weft__ring_sqe(&d->ring);
 
 	io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op, 0);
@@ -86,12 +96,22 @@ static void check_buffer_alive(const struct weft__op *op, int32_t res)
 }
 #endif
 
+static bool retry_or_backoff(struct weft__driver *d, struct weft__op *op,
+			     int32_t *res);
+
 void weft__op_complete(struct weft__driver *d, struct weft__op *op,
-		       int32_t res)
+		       int32_t res, uint32_t cflags)
 {
 	weft_waker waker;
 	bool orphaned;
 
+	if (op->kind->multishot) {
+		weft__ms_complete(d, op, res, cflags);
+		return;
+	}
+	if ((op->phase == WEFT__PH_BACKOFF || op->kind->backoff) &&
+	    retry_or_backoff(d, op, &res))
+		return;
 	check_buffer_alive(op, res);
 	d->ring.inflight--;
 	WEFT__DRV_INC(d, ops_completed);
@@ -136,6 +156,114 @@ static void link_deadline(struct weft__driver *d, struct weft__op *op,
 	d->ring.inflight++;
 }
 
+/* An SQE taken from the ring that must not run after all (its prep
+ * failed): a NOP whose CQE is never posted and names no record. */
+static void nop_out(struct io_uring_sqe *sqe)
+{
+	io_uring_prep_nop(sqe);
+	io_uring_sqe_set_data64(sqe, WEFT__UD_IGNORE);
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+}
+
+bool weft__op_is_orphaned(struct weft__op *op)
+{
+	bool o;
+
+	weft__spin_lock(&op->lock);
+	o = op->orphaned;
+	weft__spin_unlock(&op->lock);
+	return o;
+}
+
+/*
+ * Owner, in the reap: instead of completing with @res, retry @op after
+ * @ms. The timeout's user_data is the op's own, so a cancel of the op
+ * (a drop) cancels the wait. It never outlasts the op's deadline. False:
+ * the op is orphaned, complete it now.
+ */
+bool weft__op_start_backoff(struct weft__driver *d, struct weft__op *op,
+			    uint32_t ms)
+{
+	uint64_t ns = (uint64_t)ms * 1000000u;
+
+	if (weft__op_is_orphaned(op))
+		return false;
+	if (op->deadline) {
+		uint64_t now = weft_now_ns();
+
+		if (now >= op->deadline)
+			return false;
+		if (op->deadline - now < ns)
+			ns = op->deadline - now;
+	}
+	op->retry_ts.tv_sec = (long long)(ns / 1000000000u);
+	op->retry_ts.tv_nsec = (long long)(ns % 1000000000u);
+	struct io_uring_sqe *sqe = weft__ring_sqe(&d->ring);
+	io_uring_prep_timeout(sqe, &op->retry_ts, 0, 0);
+	io_uring_sqe_set_data(sqe, op);
+	op->phase = WEFT__PH_BACKOFF;
+	d->ring.inflight++;
+	WEFT__DRV_INC(d, accept_backoffs);
+	return true;
+}
+
+/*
+ * Owner: a CQE of @op's own user_data that may not be its result: the end
+ * of a backoff (true: handled, the op was submitted again), or a failure
+ * the kind backs off from (true: handled). *@res may be rewritten.
+ */
+static bool retry_or_backoff(struct weft__driver *d, struct weft__op *op,
+			     int32_t *res)
+{
+	if (op->phase == WEFT__PH_BACKOFF) {
+		op->phase = WEFT__PH_ARMED;
+		/* -ECANCELED: dropped while it waited. The caller counts
+		 * this CQE (the timeout's) off as the op's. */
+		if (*res != -ETIME || weft__op_is_orphaned(op)) {
+			*res = -ECANCELED;
+			return false;
+		}
+		int err = weft__op_resubmit(d, op);
+		if (err) {
+			*res = err;
+			return false;
+		}
+		d->ring.inflight--; /* the timeout's; the new SQE counts */
+		return true;
+	}
+	if (*res < 0 && op->kind->backoff) {
+		uint32_t ms = op->kind->backoff(op, *res);
+
+		if (ms && weft__op_start_backoff(d, op, ms)) {
+			d->ring.inflight--; /* the op's; the timeout counts */
+			return true;
+		}
+	}
+	return false;
+}
+
+int weft__op_resubmit(struct weft__driver *d, struct weft__op *op)
+{
+	struct io_uring_sqe *sqe;
+	int err;
+
+	if (op->deadline)
+		weft__ring_reserve(&d->ring, 2);
+	sqe = weft__ring_sqe(&d->ring);
+	err = op->kind->reprep(op, sqe);
+	if (err) {
+		nop_out(sqe);
+		return err;
+	}
+	io_uring_sqe_set_data(sqe, op);
+	op->phase = WEFT__PH_ARMED;
+	d->ring.inflight++;
+	WEFT__DRV_INC(d, ops_submitted);
+	if (op->deadline)
+		link_deadline(d, op, sqe);
+	return 0;
+}
+
 /* Fill and submit @op on @d's ring. 0, or a negative errno for a failure
  * that happened before anything reached the kernel. */
 static int op_submit(struct weft__driver *d, struct weft__op *op,
@@ -153,9 +281,7 @@ static int op_submit(struct weft__driver *d, struct weft__op *op,
 	if (err) {
 		/* The SQE is already taken from the ring: make it a NOP
 		 * whose (ignored) CQE names no record. */
-		io_uring_prep_nop(sqe);
-		io_uring_sqe_set_data64(sqe, WEFT__UD_IGNORE);
-		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+		nop_out(sqe);
 		return err;
 	}
 	io_uring_sqe_set_data(sqe, op);
@@ -190,17 +316,20 @@ static weft_poll io_ready(weft_io *io, int64_t *res, int64_t value)
 	return WEFT_READY;
 }
 
-/* First poll: create the record and submit. */
-static weft_poll io_start(weft_io *io, weft_cx *cx, int64_t *res)
+struct weft__op *weft__op_start(weft_io *io, weft_cx *cx, int *errp)
 {
 	struct weft__driver *d = weft__driver_current();
 
+	*errp = -EPERM;
 	if (!d)
-		return io_ready(io, res, -EPERM);
+		return NULL;
+	*errp = -ENOMEM;
 	struct weft__op *op = malloc(sizeof(*op) + io->_kind->extra);
 	if (!op)
-		return io_ready(io, res, -ENOMEM);
+		return NULL;
 	memset(op, 0, offsetof(struct weft__op, link_ts));
+	if (io->_kind->extra)
+		memset(op->big, 0, io->_kind->extra);
 	atomic_init(&op->refs, 2); /* the driver's and the future's */
 	weft__spin_init(&op->lock);
 	op->kind = io->_kind;
@@ -213,11 +342,22 @@ static weft_poll io_start(weft_io *io, weft_cx *cx, int64_t *res)
 	int err = op_submit(d, op, io);
 	if (err) {
 		weft_waker_drop(&op->waker);
-		free(op->owned);
-		free(op);
-		return io_ready(io, res, err);
+		*errp = err;
+		atomic_store_explicit(&op->refs, 1, memory_order_relaxed);
+		weft__op_unref(op);
+		return NULL;
 	}
 	weft__io_set_op(io, op);
+	return op;
+}
+
+/* First poll: create the record and submit. */
+static weft_poll io_start(weft_io *io, weft_cx *cx, int64_t *res)
+{
+	int err;
+
+	if (!weft__op_start(io, cx, &err))
+		return io_ready(io, res, err);
 	return WEFT_PENDING;
 }
 
@@ -232,6 +372,8 @@ WEFT_API weft_poll weft_io_poll(weft_io *io, weft_cx *cx, int64_t *res)
 		return io_ready(io, res, -EINVAL);
 	if (!io->_kind) /* the prep failed: report its error */
 		return io_ready(io, res, io->_fd);
+	if (io->_kind->multishot) /* a stream: polled through its next */
+		return io_ready(io, res, -EINVAL);
 	if (io->_kind->poll) { /* not a ring op (a sleep) */
 		int64_t v;
 
@@ -269,6 +411,10 @@ WEFT_API void weft_io_drop(weft_io *io)
 {
 	if (!io || !weft__io_in_flight(io))
 		return;
+	if (io->_kind && io->_kind->multishot) {
+		weft__ms_drop(io);
+		return;
+	}
 	if (io->_kind && io->_kind->drop) { /* not a ring op (a sleep) */
 		io->_kind->drop(io);
 		weft__io_set_op(io, NULL);
@@ -291,6 +437,12 @@ WEFT_API void weft_io_drop(weft_io *io)
 	op->orphaned = true;
 	weft__spin_unlock(&op->lock);
 
+	weft__op_cancel(op);
+	op_unref(op);
+}
+
+void weft__op_cancel(struct weft__op *op)
+{
 	/* Cancel on the op's own ring. The cancel reference keeps the record
 	 * (and so the user_data the cancel names) alive until the cancel's
 	 * CQE. */
@@ -304,7 +456,6 @@ WEFT_API void weft_io_drop(weft_io *io)
 					  memory_order_relaxed);
 		weft__driver_unpark(op->owner);
 	}
-	op_unref(op);
 }
 
 WEFT_API bool weft_io_is_done(const weft_io *io)
@@ -347,7 +498,7 @@ WEFT_API int weft_io_set_deadline(weft_io *io, uint64_t deadline_ns)
 		return -EINVAL;
 	if (weft__io_in_flight(io))
 		return -EBUSY;
-	if (!io->_kind || io->_kind->poll || io->_done)
+	if (!io->_kind || io->_kind->poll || io->_kind->multishot || io->_done)
 		return -EINVAL;
 	/* 0 means "none" in the record: the epoch is long past anyway. */
 	io->_arg[WEFT__ARG_DEADLINE] = deadline_ns ? deadline_ns : 1;

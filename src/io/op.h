@@ -45,6 +45,8 @@
 #include "io/driver.h"
 #include "spinlock.h"
 
+struct weft__bufpool;
+
 #define WEFT__IO_MAGIC 0x77656674u /* "weft": the weft_io was prepared */
 
 /*
@@ -80,6 +82,35 @@ struct weft__op_msg {
 	struct sockaddr_storage addr;  /* the destination, or the source */
 };
 
+/* One completion a multishot op queued for its stream. */
+struct weft__ms_item {
+	int32_t res;
+	int32_t bid;                   /* provided buffer id, -1: none */
+};
+
+/*
+ * The stream part of a multishot record (multishot.c). The queue is under
+ * the record's lock; phase, the starved links and the pool are the
+ * owner's.
+ */
+struct weft__op_ms {
+	struct weft__ms_item *q;       /* ring array of cap items */
+	unsigned cap, head, count;
+	bool ended;                    /* under lock: end_res is final */
+	int32_t end_res;               /* under lock: what next returns last */
+	int32_t armed_bid;             /* owner: plain rung's buffer in use */
+	struct weft__op *prev, *next;  /* owner: the driver's starved list */
+	struct weft__bufpool *pool;    /* owner's pool (recv streams) */
+};
+
+/* Owner-only phase of a record (op.c, multishot.c). */
+enum {
+	WEFT__PH_ARMED = 0,   /* its SQE is in flight */
+	WEFT__PH_BACKOFF,     /* a retry timeout is in flight (user_data op) */
+	WEFT__PH_STARVED,     /* nothing in flight: waits for buffers */
+	WEFT__PH_ENDED,       /* nothing in flight, never again */
+};
+
 struct weft__op {
 	ck_stack_entry_t inbox_entry;  /* first: entry -> record cast */
 	_Atomic unsigned refs;
@@ -95,7 +126,11 @@ struct weft__op {
 	size_t len;
 	void *owned;                   /* malloc'd by prep, freed with us */
 	uint64_t deadline;             /* weft_io_set_deadline, 0: none */
+	uint8_t phase;                 /* owner: WEFT__PH_* */
+	uint32_t retry_ms;             /* owner: the last backoff, ms */
+	int target;                    /* the fd the op works on (reprep) */
 	struct __kernel_timespec link_ts; /* its IORING_OP_LINK_TIMEOUT */
+	struct __kernel_timespec retry_ts; /* a backoff's IORING_OP_TIMEOUT */
 	union {                        /* kernel-visible copies of arguments */
 		struct __kernel_timespec ts;
 		struct sockaddr_in6 addr;
@@ -109,6 +144,7 @@ struct weft__op {
 	union weft__op_big {
 		struct sockaddr_un un;     /* unix connect (unix.c) */
 		struct weft__op_msg msg;   /* sendmsg/recvmsg (udp.c) */
+		struct weft__op_ms ms;     /* multishot streams (multishot.c) */
 	} big[];
 };
 
@@ -142,6 +178,24 @@ struct weft__op_kind {
 	/* Bytes of op->big[] the kind uses (sizeof(union weft__op_big) or
 	 * 0): records are allocated with that much more. */
 	size_t extra;
+	/*
+	 * Optional, with reprep: a failure that is worth retrying later
+	 * (EMFILE on accept). Returns the delay in ms before the op is
+	 * submitted again (the caller never sees @res), or 0 to complete
+	 * with it. Owner thread, in the reap.
+	 */
+	uint32_t (*backoff)(struct weft__op *op, int32_t res);
+	/* Fill @sqe again for @op from what prep kept in the record (a
+	 * retry, or a multishot op the kernel ended). 0 or negative errno. */
+	int (*reprep)(struct weft__op *op, struct io_uring_sqe *sqe);
+	/* A stream of completions (multishot.c), polled with
+	 * weft__ms_poll_next, not weft_io_poll. */
+	bool multishot;
+	/* Multishot: release what an untaken item holds (close an fd). */
+	void (*discard_item)(struct weft__op *op, int32_t res);
+	/* Multishot: a result of 0 ends the stream (recv's end of file)
+	 * instead of being an item (accept's fd 0). */
+	bool zero_ends;
 };
 
 /*
@@ -150,6 +204,16 @@ struct weft__op_kind {
  * socket on success; it is closed on failure or when nobody takes it.
  */
 int64_t weft__connect_complete(struct weft__op *op, int32_t res);
+
+/*
+ * backoff of the accept kinds (net/multishot.c): EMFILE, ENFILE, ENOBUFS
+ * and ENOMEM retry after 5 ms, doubling to 200 ms (libuv and Tokio leave
+ * this to the caller, whose loop then spins; Go's net package sleeps
+ * too). The op's retry_ms holds the last wait.
+ */
+#define WEFT__ACCEPT_BACKOFF_MIN_MS 5u
+#define WEFT__ACCEPT_BACKOFF_MAX_MS 200u
+uint32_t weft__accept_backoff(struct weft__op *op, int32_t res);
 void weft__connect_discard(struct weft__op *op, int32_t res);
 
 /*
@@ -184,9 +248,49 @@ static inline void weft__op_take_buf(struct weft__op *op, const weft_io *io)
 /* Mark @io as failed with @err (polls return it); returns @err. */
 int weft__io_prep_fail(weft_io *io, int err);
 
-/* Driver: the CQE of @op arrived with @res. */
+/* Driver: the CQE of @op arrived with @res and @cflags. */
 void weft__op_complete(struct weft__driver *d, struct weft__op *op,
-		       int32_t res);
+		       int32_t res, uint32_t cflags);
+
+/* The future is gone (reads the flag under the record's lock). */
+bool weft__op_is_orphaned(struct weft__op *op);
+
+/* References on a record (see the rule at the top). */
+void weft__op_ref(struct weft__op *op);
+void weft__op_unref(struct weft__op *op);
+
+/* Owner: submit @op's SQE again through kind->reprep (with its deadline
+ * link, if any). 0 or the reprep's negative errno (nothing submitted). */
+int weft__op_resubmit(struct weft__driver *d, struct weft__op *op);
+
+/* multishot.c: a CQE of a multishot record; a cancel of one that has
+ * nothing in flight (true: handled, no cancel SQE needed). */
+void weft__ms_complete(struct weft__driver *d, struct weft__op *op,
+		       int32_t res, uint32_t cflags);
+bool weft__ms_cancel_idle(struct weft__driver *d, struct weft__op *op);
+/* multishot.c, owner: buffers came back; submit the starved streams. */
+void weft__ms_rearm_starved(struct weft__driver *d);
+/* multishot.c, owner at exit: end the streams still starved. */
+void weft__ms_exit(struct weft__driver *d);
+/* multishot.c: a stream's next completion (any thread). READY with *res
+ * and *bid (-1: no buffer), or PENDING. */
+weft_poll weft__ms_poll_next(weft_io *io, weft_cx *cx, int32_t *res,
+			     int32_t *bid);
+
+/* op.c: the first poll of @io: a record, submitted. NULL with *@err. */
+struct weft__op *weft__op_start(weft_io *io, weft_cx *cx, int *err);
+/* op.c: cancel @op on its owner's ring (the caller has marked it
+ * orphaned under its lock). */
+void weft__op_cancel(struct weft__op *op);
+/* op.c, owner: wait @ms before submitting @op again (its user_data, so a
+ * cancel of the op ends the wait). False: orphaned, or past its
+ * deadline. */
+bool weft__op_start_backoff(struct weft__driver *d, struct weft__op *op,
+			    uint32_t ms);
+/* multishot.c: drop a stream's future (any thread). */
+void weft__ms_drop(weft_io *io);
+/* multishot.c: free what a stream record holds (its last reference). */
+void weft__ms_free(struct weft__op *op);
 
 /* Driver: the CQE of a cancel for @op arrived. */
 void weft__op_cancel_done(struct weft__driver *d, struct weft__op *op);

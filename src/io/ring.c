@@ -59,6 +59,9 @@ int weft__ring_init(struct weft__ring *r, unsigned entries, unsigned flags,
 	if (err)
 		return err;
 	r->mode = *mode_out;
+	if (!(flags & WEFT_RT_NO_MULTISHOT))
+		r->features |= WEFT__FEAT_MULTISHOT_ACCEPT |
+			       WEFT__FEAT_MULTISHOT_RECV;
 
 	/* Blocking on purpose: io_uring returns -EAGAIN at once for an
 	 * O_NONBLOCK file instead of waiting for it to become readable. */

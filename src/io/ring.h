@@ -41,7 +41,19 @@ struct weft__ring {
 	bool efd_armed;
 	unsigned inflight;    /* ops and cancels whose CQE is due */
 	unsigned unsubmitted; /* SQEs prepared since the last submit */
+	unsigned features;    /* WEFT__FEAT_* bits this ring may use */
 };
+
+/* Kernel features a ring may use (probed at setup, cleared by flags). */
+enum {
+	WEFT__FEAT_MULTISHOT_ACCEPT = 1u << 0,
+	WEFT__FEAT_MULTISHOT_RECV = 1u << 1,
+};
+
+static inline bool weft__ring_has(const struct weft__ring *r, unsigned f)
+{
+	return (r->features & f) != 0;
+}
 
 /* Create the ring on the calling (worker) thread. 0 or negative errno. */
 int weft__ring_init(struct weft__ring *r, unsigned entries, unsigned flags,

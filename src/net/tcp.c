@@ -55,12 +55,17 @@ _Static_assert(sizeof(((weft_io *)0)->_arg) - ARG_ADDR * sizeof(uint64_t) >=
 		       sizeof(struct sockaddr_in6),
 	       "weft_io has room for an IPv6 address");
 
+static int accept_reprep(struct weft__op *op, struct io_uring_sqe *sqe)
+{
+	io_uring_prep_accept(sqe, op->target, NULL, NULL, SOCK_CLOEXEC);
+	return 0;
+}
+
 static int accept_prep(struct weft__op *op, struct io_uring_sqe *sqe,
 		       const weft_io *io)
 {
-	(void)op;
-	io_uring_prep_accept(sqe, io->_fd, NULL, NULL, SOCK_CLOEXEC);
-	return 0;
+	op->target = io->_fd;
+	return accept_reprep(op, sqe);
 }
 
 static void accept_discard(struct weft__op *op, int32_t res)
@@ -123,6 +128,7 @@ static int send_prep(struct weft__op *op, struct io_uring_sqe *sqe,
 
 static const struct weft__op_kind accept_kind = {
 	.prep = accept_prep, .discard = accept_discard,
+	.backoff = weft__accept_backoff, .reprep = accept_reprep,
 };
 static const struct weft__op_kind connect_kind = {
 	.prep = connect_prep,

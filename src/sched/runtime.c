@@ -102,6 +102,18 @@ static void free_parts(struct weft_runtime *rt)
 	free(rt);
 }
 
+/* Provided buffers per worker: a power of two (buffer rings need one). */
+static unsigned buf_count(unsigned n)
+{
+	unsigned c = 1;
+
+	if (!n)
+		return 256;
+	while (c < n)
+		c <<= 1;
+	return c;
+}
+
 static int alloc_runtime(const weft_runtime_config *cfg, unsigned n,
 			 struct weft_runtime **out)
 {
@@ -151,6 +163,9 @@ static int alloc_runtime(const weft_runtime_config *cfg, unsigned n,
 		w->pop_top = w->fifo_owner;
 		w->rng = 0x9E3779B97F4A7C15ULL * (i + 1);
 		weft__driver_prepare(&w->driver);
+		w->driver.flags = cfg->flags;
+		w->driver.buf_count = buf_count(cfg->buf_count);
+		w->driver.buf_size = cfg->buf_size ? cfg->buf_size : 4096;
 		if ((err = weft__deque_init(&w->dq, DEQUE_LOG2))) {
 			rt->nworkers = i; /* free only those made */
 			goto fail;
@@ -242,7 +257,8 @@ WEFT_API int weft_runtime_new(const weft_runtime_config *cfg,
 		cfg = &def;
 	}
 	if (cfg->size < sizeof(weft_runtime_config) ||
-	    cfg->workers > MAX_WORKERS || cfg->ring_entries > 32768)
+	    cfg->workers > MAX_WORKERS || cfg->ring_entries > 32768 ||
+	    cfg->buf_count > 32768 || cfg->buf_size > (1u << 20))
 		return -EINVAL;
 
 	unsigned n = cfg->workers;
@@ -473,6 +489,9 @@ WEFT_API int weft_runtime_metrics_get(const weft_runtime *rt,
 		SUM(ops_submitted, ops_submitted);
 		SUM(ops_completed, ops_completed);
 		SUM(remote_cancels, remote_cancels);
+		SUM(accept_backoffs, accept_backoffs);
+		SUM(multishot_rearms, multishot_rearms);
+		SUM(bufring_enobufs, bufring_enobufs);
 	}
 #undef SUM
 	return 0;

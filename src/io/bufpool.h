@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Provided buffers: a pool of equal buffers per driver (worker ring),
+ * created at the first recv stream on that ring. With a kernel buffer ring
+ * (io_uring_register_buf_ring, 5.19+) the kernel picks a buffer for each
+ * receive; without one (older kernels, WEFT_RT_NO_BUF_RING) the stream
+ * takes one from the pool's free list and receives into it, the plain
+ * rung. Either way the bytes arrive in memory the runtime owns, lent to
+ * the caller (weft_buf) and given back with weft_buf_release.
+ *
+ * Threads: the owner (the driver's worker) puts buffers back into the
+ * ring; any other thread gives them back through a lock-free stack whose
+ * entries live inside the free buffers themselves, drained by the owner's
+ * next turn. A give while streams wait for buffers (starving) unparks the
+ * owner: Dekker pair, the giver's push then its load of starving against
+ * the owner's store of starving then its drain.
+ *
+ * Lifetime: a reference count, one for the driver, one per record that
+ * receives into the pool and one per lent buffer, so a buffer released
+ * after the runtime was freed is still a valid release.
+ */
+#ifndef WEFT_IO_BUFPOOL_H
+#define WEFT_IO_BUFPOOL_H
+
+#include <ck_stack.h>
+#include <liburing.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct weft__driver;
+
+struct weft__bufpool {
+	_Atomic unsigned refs;
+	struct weft__driver *owner;    /* immutable */
+	unsigned nbufs;                /* a power of two */
+	unsigned size;                 /* bytes per buffer */
+	unsigned char *mem;            /* nbufs * size */
+	struct io_uring_buf_ring *br;  /* NULL: the plain rung */
+	uint16_t bgid;
+	unsigned out;                  /* owner: buffers not in ring/free list */
+	int32_t *free;                 /* owner: plain rung's free ids */
+	unsigned nfree;
+	ck_stack_t remote;             /* any thread: given back elsewhere */
+	_Atomic bool starving;         /* owner sets while streams starve */
+};
+
+/* The group id weft registers its buffer ring under, per ring. */
+#define WEFT__BUFPOOL_BGID 0x7765u
+
+/* Owner: @d's pool, created on first use. NULL: out of memory. */
+struct weft__bufpool *weft__bufpool_get(struct weft__driver *d);
+
+/* The memory of buffer @bid. */
+static inline void *weft__bufpool_data(const struct weft__bufpool *p,
+				       int32_t bid)
+{
+	return p->mem + (size_t)bid * p->size;
+}
+
+/* Owner, plain rung: a free buffer's id, or -1 when none is free. */
+int32_t weft__bufpool_take(struct weft__bufpool *p);
+
+/* Owner: the kernel handed out @bid (a CQE with IORING_CQE_F_BUFFER). */
+static inline void weft__bufpool_taken(struct weft__bufpool *p)
+{
+	p->out++;
+}
+
+/* Owner: buffers are ready to be received into now. */
+bool weft__bufpool_has_free(const struct weft__bufpool *p);
+
+/* Any thread: give buffer @bid back to the pool. */
+void weft__bufpool_give(struct weft__bufpool *p, int32_t bid);
+
+/* Owner, from the driver's turn: take back what other threads gave. */
+void weft__bufpool_drain(struct weft__bufpool *p);
+
+void weft__bufpool_ref(struct weft__bufpool *p);
+void weft__bufpool_unref(struct weft__bufpool *p);
+
+/* Any thread, after the ring is torn down: the driver's reference. */
+void weft__bufpool_exit(struct weft__driver *d);
+
+#endif /* WEFT_IO_BUFPOOL_H */

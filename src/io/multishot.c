@@ -1,0 +1,382 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Streams: one op record that yields many completions (multishot accept
+ * and recv, or their single-shot rungs submitted again after each one).
+ *
+ * The owner's reap queues each completion in the record (under its lock)
+ * and wakes the stream's task; the task takes them in order with
+ * weft__ms_poll_next. When the kernel ends the op (no IORING_CQE_F_MORE)
+ * the record is submitted again (the kernel ended a multishot op, or the
+ * rung is single-shot), starves (-ENOBUFS: no provided buffer was free;
+ * the driver keeps a list and submits it again when buffers come back),
+ * backs off (the kind asks for it: EMFILE on accept), or ends (anything
+ * else: the stream's last result).
+ *
+ * References: the driver holds one while the record is armed, backing off
+ * or starved; the future holds one until its drop; a cancel holds one
+ * (op.h). Dropping the future cancels the op on its owner's ring and
+ * gives back what the queue still holds (fds closed, buffers returned).
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "io/bufpool.h"
+#include "io/op.h"
+
+static struct weft__op_ms *ms_of(struct weft__op *op)
+{
+	return &op->big[0].ms;
+}
+
+/* Under the lock: append an item. False: out of memory. */
+static bool q_push(struct weft__op_ms *ms, int32_t res, int32_t bid)
+{
+	if (ms->count == ms->cap) {
+		unsigned ncap = ms->cap ? ms->cap * 2 : 8;
+		struct weft__ms_item *nq = malloc(ncap * sizeof(*nq));
+
+		if (!nq)
+			return false;
+		for (unsigned i = 0; i < ms->count; i++)
+			nq[i] = ms->q[(ms->head + i) % ms->cap];
+		free(ms->q);
+		ms->q = nq;
+		ms->cap = ncap;
+		ms->head = 0;
+	}
+	ms->q[(ms->head + ms->count) % ms->cap] =
+		(struct weft__ms_item){ .res = res, .bid = bid };
+	ms->count++;
+	return true;
+}
+
+/* Release what an item nobody will take holds. Any thread. */
+static void discard(struct weft__op *op, int32_t res, int32_t bid)
+{
+	if (bid >= 0)
+		weft__bufpool_give(ms_of(op)->pool, bid);
+	else if (res >= 0 && op->kind->discard_item)
+		op->kind->discard_item(op, res);
+}
+
+/* Owner: nothing is in flight and nothing will be: drop the driver's
+ * reference. */
+static void end(struct weft__op *op)
+{
+	op->phase = WEFT__PH_ENDED;
+	weft__op_unref(op);
+}
+
+static void starved_unlink(struct weft__driver *d, struct weft__op *op)
+{
+	struct weft__op_ms *ms = ms_of(op);
+
+	if (ms->prev)
+		ms_of(ms->prev)->next = ms->next;
+	else
+		d->starved = ms->next;
+	if (ms->next)
+		ms_of(ms->next)->prev = ms->prev;
+	ms->prev = ms->next = NULL;
+	if (!d->starved && d->pool)
+		atomic_store_explicit(&d->pool->starving, false,
+				      memory_order_relaxed);
+}
+
+static void rearm(struct weft__driver *d, struct weft__op *op);
+
+/* Owner: no buffer was free for @op. Wait on the driver's list unless
+ * buffers came back meanwhile. */
+static void starve(struct weft__driver *d, struct weft__op *op)
+{
+	struct weft__bufpool *p = ms_of(op)->pool;
+
+	WEFT__DRV_INC(d, bufring_enobufs);
+	op->phase = WEFT__PH_STARVED;
+	ms_of(op)->next = d->starved;
+	ms_of(op)->prev = NULL;
+	if (d->starved)
+		ms_of(d->starved)->prev = op;
+	d->starved = op;
+	/* seq_cst: the store before the drain's look at the stack, against
+	 * a giver's push before its load (bufpool.h). */
+	atomic_store_explicit(&p->starving, true, memory_order_seq_cst);
+	weft__bufpool_drain(p); /* submits the starved if it took any */
+	if (op->phase == WEFT__PH_STARVED && weft__bufpool_has_free(p)) {
+		starved_unlink(d, op);
+		rearm(d, op);
+	}
+}
+
+/* Set the stream's last result and wake it. */
+static void finish(struct weft__op *op, int32_t res)
+{
+	struct weft__op_ms *ms = ms_of(op);
+	weft_waker w = WEFT_WAKER_EMPTY;
+
+	weft__spin_lock(&op->lock);
+	if (!ms->ended) {
+		ms->ended = true;
+		ms->end_res = res;
+	}
+	w = op->waker;
+	op->waker = WEFT_WAKER_EMPTY;
+	weft__spin_unlock(&op->lock);
+	weft_waker_wake(&w);
+}
+
+/* Owner: submit @op again; it is neither armed nor backing off. */
+static void rearm(struct weft__driver *d, struct weft__op *op)
+{
+	if (weft__op_is_orphaned(op)) {
+		end(op);
+		return;
+	}
+	int err = weft__op_resubmit(d, op);
+	if (!err) {
+		WEFT__DRV_INC(d, multishot_rearms);
+		return;
+	}
+	if (err == -ENOBUFS) {
+		starve(d, op);
+		return;
+	}
+	finish(op, err);
+	end(op);
+}
+
+void weft__ms_rearm_starved(struct weft__driver *d)
+{
+	struct weft__op *list = d->starved;
+
+	d->starved = NULL;
+	if (d->pool)
+		atomic_store_explicit(&d->pool->starving, false,
+				      memory_order_relaxed);
+	while (list) {
+		struct weft__op *op = list;
+
+		list = ms_of(op)->next;
+		if (list)
+			ms_of(list)->prev = NULL;
+		ms_of(op)->next = NULL;
+		op->phase = WEFT__PH_ARMED;
+		rearm(d, op); /* may starve again, onto the new list */
+	}
+}
+
+void weft__ms_exit(struct weft__driver *d)
+{
+	while (d->starved) {
+		struct weft__op *op = d->starved;
+
+		starved_unlink(d, op);
+		finish(op, -ECANCELED);
+		end(op);
+	}
+}
+
+bool weft__ms_cancel_idle(struct weft__driver *d, struct weft__op *op)
+{
+	if (op->phase == WEFT__PH_STARVED) {
+		starved_unlink(d, op);
+		end(op);
+		return true;
+	}
+	return op->phase == WEFT__PH_ENDED;
+}
+
+/* What to do once a CQE without IORING_CQE_F_MORE is handled. */
+enum next { KEEP, REARM, STARVE, BACKOFF, END };
+
+void weft__ms_complete(struct weft__driver *d, struct weft__op *op,
+		       int32_t res, uint32_t cflags)
+{
+	struct weft__op_ms *ms = ms_of(op);
+	bool more = cflags & IORING_CQE_F_MORE;
+	int32_t bid = -1;
+	enum next next = KEEP;
+	weft_waker w = WEFT_WAKER_EMPTY;
+
+	if (op->phase == WEFT__PH_BACKOFF) { /* the wait after EMFILE */
+		d->ring.inflight--;
+		op->phase = WEFT__PH_ARMED;
+		if (res == -ETIME)
+			rearm(d, op);
+		else
+			end(op); /* cancelled: dropped while it waited */
+		return;
+	}
+	if (!more)
+		d->ring.inflight--;
+	if (cflags & IORING_CQE_F_BUFFER) {
+		bid = (int32_t)(cflags >> IORING_CQE_BUFFER_SHIFT);
+		weft__bufpool_taken(ms->pool);
+	} else if (!more && ms->armed_bid >= 0) { /* the plain rung's */
+		bid = ms->armed_bid;
+		ms->armed_bid = -1;
+	}
+	bool item = res > 0 || (res == 0 && !op->kind->zero_ends);
+
+	weft__spin_lock(&op->lock);
+	if (op->orphaned || ms->ended) { /* nobody takes it */
+		weft__spin_unlock(&op->lock);
+		if (item)
+			discard(op, res, bid);
+		else if (bid >= 0)
+			weft__bufpool_give(ms->pool, bid);
+		if (!more)
+			end(op);
+		return;
+	}
+	if (item)
+		op->retry_ms = 0; /* a backoff starts over */
+	if (item && !q_push(ms, res, bid)) {
+		/* Out of memory: the stream ends here, the item is released
+		 * and the kernel's op (if it goes on) is cancelled. */
+		ms->ended = true;
+		ms->end_res = -ENOMEM;
+		w = op->waker;
+		op->waker = WEFT_WAKER_EMPTY;
+		weft__spin_unlock(&op->lock);
+		weft_waker_wake(&w);
+		discard(op, res, bid);
+		if (more) {
+			weft__op_ref(op); /* the cancel's */
+			weft__op_submit_cancel(d, op);
+		} else {
+			end(op);
+		}
+		return;
+	}
+	if (!more) {
+		if (item)
+			next = REARM;
+		else if (res == -ENOBUFS && ms->pool)
+			next = STARVE;
+		else if (res < 0 && op->kind->backoff &&
+			 (op->retry_ms = op->kind->backoff(op, res)))
+			next = BACKOFF;
+		else
+			next = END;
+		if (next == END && !ms->ended) {
+			ms->ended = true;
+			ms->end_res = res;
+		}
+	}
+	if (item || next == END) {
+		w = op->waker;
+		op->waker = WEFT_WAKER_EMPTY;
+	}
+	weft__spin_unlock(&op->lock);
+	weft_waker_wake(&w);
+	if (!item && bid >= 0) /* end of file or an error on the plain rung */
+		weft__bufpool_give(ms->pool, bid);
+
+	switch (next) {
+	case KEEP:
+		break;
+	case REARM:
+		rearm(d, op);
+		break;
+	case STARVE:
+		starve(d, op);
+		break;
+	case BACKOFF:
+		if (weft__op_start_backoff(d, op, op->retry_ms))
+			break;
+		end(op); /* orphaned meanwhile */
+		break;
+	case END:
+		end(op);
+		break;
+	}
+}
+
+weft_poll weft__ms_poll_next(weft_io *io, weft_cx *cx, int32_t *res,
+			     int32_t *bid)
+{
+	*bid = -1;
+	if (io->_magic != WEFT__IO_MAGIC || io->_done) {
+		*res = -EINVAL;
+		return WEFT_READY;
+	}
+	if (!io->_kind) { /* the prep failed */
+		*res = io->_fd;
+		return WEFT_READY;
+	}
+	if (!weft__io_in_flight(io)) {
+		int err;
+
+		if (weft__op_start(io, cx, &err))
+			return WEFT_PENDING;
+		weft__io_prep_fail(io, err); /* every later call returns it */
+		*res = err;
+		return WEFT_READY;
+	}
+	struct weft__op *op = io->_op;
+	struct weft__op_ms *ms = ms_of(op);
+	weft_waker old = WEFT_WAKER_EMPTY;
+
+	weft__spin_lock(&op->lock);
+	if (ms->count) {
+		struct weft__ms_item it = ms->q[ms->head];
+
+		ms->head = (ms->head + 1) % ms->cap;
+		ms->count--;
+		weft__spin_unlock(&op->lock);
+		*res = it.res;
+		*bid = it.bid;
+		return WEFT_READY;
+	}
+	if (ms->ended) {
+		*res = ms->end_res;
+		weft__spin_unlock(&op->lock);
+		return WEFT_READY;
+	}
+	old = weft__waker_store(&op->waker, cx->waker);
+	weft__spin_unlock(&op->lock);
+	weft_waker_drop(&old);
+	return WEFT_PENDING;
+}
+
+void weft__ms_drop(weft_io *io)
+{
+	struct weft__op *op = io->_op;
+	struct weft__op_ms *ms = ms_of(op);
+	struct weft__ms_item *q;
+	unsigned head, count, cap;
+	weft_waker w;
+
+	weft__io_set_op(io, NULL);
+	io->_done = 1;
+	weft__spin_lock(&op->lock);
+	op->orphaned = true;
+	q = ms->q;
+	head = ms->head;
+	count = ms->count;
+	cap = ms->cap;
+	ms->count = 0;
+	w = op->waker;
+	op->waker = WEFT_WAKER_EMPTY;
+	weft__spin_unlock(&op->lock);
+	weft_waker_drop(&w);
+	/* The owner pushes no more once it sees orphaned; q stays ours to
+	 * read (it is replaced only by a push). */
+	for (unsigned i = 0; i < count; i++) {
+		struct weft__ms_item it = q[(head + i) % cap];
+
+		discard(op, it.res, it.bid);
+	}
+	weft__op_cancel(op);
+	weft__op_unref(op);
+}
+
+void weft__ms_free(struct weft__op *op)
+{
+	struct weft__op_ms *ms = ms_of(op);
+
+	free(ms->q);
+	if (ms->pool)
+		weft__bufpool_unref(ms->pool);
+}
