@@ -37,8 +37,19 @@ int weft__ring_init(struct weft__ring *r, unsigned entries, unsigned flags,
 	r->eventfd = -1;
 #if HAVE_DECL_IORING_SETUP_DEFER_TASKRUN && HAVE_DECL_IORING_SETUP_SINGLE_ISSUER
 	if (!(flags & (WEFT_RT_NO_DEFER_TASKRUN | WEFT_RT_NO_COOP_TASKRUN))) {
+		/* TASKRUN_FLAG (6.1+ with DEFER_TASKRUN): the kernel raises
+		 * IORING_SQ_TASKRUN when completions wait for us to enter, so
+		 * a turn with nothing to submit and nothing waiting makes no
+		 * syscall (weft__ring_flush). */
 		err = try_setup(r, entries, IORING_SETUP_SINGLE_ISSUER |
-						    IORING_SETUP_DEFER_TASKRUN);
+						    IORING_SETUP_DEFER_TASKRUN |
+						    IORING_SETUP_TASKRUN_FLAG);
+		if (!err)
+			r->taskrun_flag = true;
+		else if (err == -EINVAL)
+			err = try_setup(r, entries,
+					IORING_SETUP_SINGLE_ISSUER |
+						IORING_SETUP_DEFER_TASKRUN);
 		if (!err)
 			*mode_out = WEFT_RING_DEFER_TASKRUN;
 	}
@@ -117,7 +128,10 @@ void weft__ring_flush(struct weft__ring *r)
 {
 	int ret;
 
-	if (r->mode == WEFT_RING_DEFER_TASKRUN) {
+	if (r->mode == WEFT_RING_DEFER_TASKRUN &&
+	    (r->unsubmitted || !r->taskrun_flag ||
+	     (IO_URING_READ_ONCE(*r->uring.sq.kflags) &
+	      (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)))) {
 		ret = io_uring_submit_and_get_events(&r->uring);
 	} else if (r->unsubmitted) {
 		ret = io_uring_submit(&r->uring);

@@ -42,6 +42,7 @@ struct weft__ring {
 	unsigned inflight;    /* ops and cancels whose CQE is due */
 	unsigned unsubmitted; /* SQEs prepared since the last submit */
 	unsigned features;    /* WEFT__FEAT_* bits this ring may use */
+	bool taskrun_flag;    /* DEFER_TASKRUN with IORING_SETUP_TASKRUN_FLAG */
 };
 
 /* Kernel features a ring may use (probed at setup, cleared by flags). */
