@@ -208,6 +208,8 @@ static int refused_fill(struct io_uring_sqe *sqe, void *arg)
 	case 8: io_uring_prep_send_zc(sqe, p[1], "x", 1, 0, 0); break;
 	case 9: sqe->flags |= 1u << 7; break; /* a flag from the future */
 	case 10: sqe->flags |= IOSQE_IO_DRAIN; break;
+	case 11: sqe->opcode = 49; break; /* IORING_OP_READ_MULTISHOT */
+	case 12: sqe->opcode = 58; break; /* IORING_OP_RECV_ZC */
 	}
 	return 0;
 }
@@ -216,7 +218,7 @@ WT_RT_TEST(io_raw, refused_sqes_submit_nothing)
 {
 	weft_runtime *rt = wt_rt_new(cfg);
 	uint64_t before = wt_metrics(rt).ops_submitted;
-	for (int i = 0; i < 11; i++)
+	for (int i = 0; i < 13; i++)
 		cr_expect_eq(run_raw(rt, refused_fill, &i), -EINVAL,
 			     "case %d was not refused", i);
 	cr_expect_eq(wt_metrics(rt).ops_submitted, before,

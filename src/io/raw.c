@@ -19,6 +19,7 @@
 #define IORING_TIMEOUT_MULTISHOT (1U << 6) /* 6.4 */
 #endif
 #define RAW_OP_READ_MULTISHOT 49 /* IORING_OP_READ_MULTISHOT, 6.7 */
+#define RAW_OP_RECV_ZC 58        /* IORING_OP_RECV_ZC, 6.15: multishot only */
 
 /* Arguments in weft_io._arg. */
 enum { ARG_FILL = 0, ARG_ARG = 1 };
@@ -53,6 +54,7 @@ static int raw_check(const struct io_uring_sqe *sqe)
 	case IORING_OP_SEND_ZC:
 	case IORING_OP_SENDMSG_ZC:
 	case RAW_OP_READ_MULTISHOT:
+	case RAW_OP_RECV_ZC:
 		return -EINVAL;
 	default:
 		return 0;
