@@ -203,8 +203,8 @@ typedef int (*weft_io_raw_fill)(struct io_uring_sqe *sqe, void *arg);
  * (IORING_ACCEPT_MULTISHOT), multishot recv/recvmsg
  * (IORING_RECV_MULTISHOT), multishot poll (IORING_POLL_ADD_MULTI),
  * multishot timeouts (IORING_TIMEOUT_MULTISHOT), IORING_OP_READ_MULTISHOT,
- * IORING_OP_RECV_ZC, and the zero-copy sends (IORING_OP_SEND_ZC, IORING_OP_SENDMSG_ZC, which
- * post a second, notification CQE). Do not submit any other operation
+ * IORING_OP_RECV_ZC, and the zero-copy sends (IORING_OP_SEND_ZC,
+ * IORING_OP_SENDMSG_ZC, which post a second, notification CQE). Do not submit any other operation
  * that can post several CQEs, and do not send IORING_OP_MSG_RING to a
  * weft worker's ring: weft would take the extra CQE for one of its own
  * (undefined behaviour).
