@@ -360,6 +360,20 @@ WEFT_API int weft_co_accept_next(struct weft_accept_stream *s,
 WEFT_API int64_t weft_co_recv_next(struct weft_recv_stream *s,
 				   struct weft_buf *buf, uint64_t deadline_ns);
 
+/*
+ * A raw SQE from a fiber: weft_io_prep_raw (weft/io.h) awaited, with its
+ * checks and its lifetime rule (what the SQE points to may live on the
+ * fiber's stack: the fiber is alive until the op ends).
+ */
+struct io_uring_sqe;
+
+/** Submit the SQE @fill prepares (weft_io_raw_fill) and await its CQE:
+ * the CQE's res, @fill's error, -EINVAL for an SQE weft refuses,
+ * -ETIMEDOUT past @deadline_ns (0: none; the op was cancelled),
+ * -ECANCELED and -EPERM as above. */
+WEFT_API int weft_co_raw(int (*fill)(struct io_uring_sqe *sqe, void *arg),
+			 void *arg, uint64_t deadline_ns);
+
 #ifdef __cplusplus
 }
 #endif

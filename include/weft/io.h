@@ -167,6 +167,70 @@ WEFT_API int weft_io_prep_write(weft_io *io, int fd, const void *buf,
  */
 WEFT_API int weft_io_prep_close(weft_io *io, int fd);
 
+/* --- Raw SQEs ---------------------------------------------------------- */
+
+/* liburing's SQE; weft's headers never need <liburing.h>. */
+struct io_uring_sqe;
+
+/**
+ * The callback of weft_io_prep_raw(): prepare @sqe, typically with one
+ * io_uring_prep_* call, and return 0; or return a negative errno to fail
+ * the op with it (nothing is submitted; a positive value fails it with
+ * -EINVAL). @sqe arrives zero-filled. It runs once, on the worker thread
+ * that polls the op first, inside that poll: it must not block, must not
+ * keep @sqe, and must not touch the weft_io.
+ */
+typedef int (*weft_io_raw_fill)(struct io_uring_sqe *sqe, void *arg);
+
+/**
+ * Prepare an op that weft has no wrapper for (the escape hatch): at the
+ * op's first poll, weft takes an SQE of the polling worker's ring, calls
+ * @fill(@sqe, @arg), and submits it. The result is the CQE's res: what
+ * the io_uring operation documents (0, a count, an fd) or a negative
+ * errno.
+ *
+ * weft owns user_data (set after @fill returns, whatever @fill wrote) and
+ * the SQE flags. @fill may set only IOSQE_ASYNC; any other flag
+ * (IOSQE_IO_LINK, IOSQE_IO_HARDLINK, IOSQE_CQE_SKIP_SUCCESS,
+ * IOSQE_BUFFER_SELECT: no buffer group is lent to raw ops,
+ * IOSQE_FIXED_FILE: weft registers no files, IOSQE_IO_DRAIN: weft's rings
+ * use CQE_SKIP_SUCCESS, with which the kernel refuses drains) fails the op
+ * with -EINVAL and submits nothing. To chain a
+ * deadline use weft_io_set_deadline() on @io, which works as for any op.
+ *
+ * One SQE, one CQE: an op that posts more than one CQE is refused with
+ * -EINVAL where weft can tell from the SQE: multishot accept
+ * (IORING_ACCEPT_MULTISHOT), multishot recv/recvmsg
+ * (IORING_RECV_MULTISHOT), multishot poll (IORING_POLL_ADD_MULTI),
+ * multishot timeouts (IORING_TIMEOUT_MULTISHOT), IORING_OP_READ_MULTISHOT,
+ * IORING_OP_RECV_ZC, and the zero-copy sends (IORING_OP_SEND_ZC,
+ * IORING_OP_SENDMSG_ZC, which post a second, notification CQE). Do not submit any other operation
+ * that can post several CQEs, and do not send IORING_OP_MSG_RING to a
+ * weft worker's ring: weft would take the extra CQE for one of its own
+ * (undefined behaviour).
+ *
+ * Lifetime: everything the SQE points to (buffers, iovecs, paths,
+ * timespecs, msghdrs) follows the rule for buffers at the top of this
+ * header. It must stay valid until the op is READY or, if @io is dropped
+ * first, until the kernel is done, which weft only guarantees by keeping
+ * the polling task alive until the CQE: memory inside the task's state is
+ * fine; memory outside it must outlive the task. @arg itself is used only
+ * during @fill.
+ *
+ * Cancellation: dropping @io while its op is in flight submits an async
+ * cancel naming it (IORING_OP_ASYNC_CANCEL by user_data), as for every
+ * op; the op then ends with whatever the kernel reports (-ECANCELED,
+ * -EINTR, or a result it had already produced), which nobody reads. An
+ * operation the kernel cannot cancel runs to its end, and the task's
+ * memory with it.
+ *
+ * Returns 0, -EINVAL (NULL @io, or NULL @fill: kept for the poll), or -EBUSY
+ * (an op of @io is in flight; see Preparing). Polls of the op may also
+ * return -EPERM, -ENOMEM and -EINVAL as weft_io_poll() documents, and
+ * @fill's error.
+ */
+WEFT_API int weft_io_prep_raw(weft_io *io, weft_io_raw_fill fill, void *arg);
+
 #ifdef __cplusplus
 }
 #endif

@@ -42,12 +42,21 @@ enum {
 	 * (implies WEFT_RT_NO_DEFER_TASKRUN). For tests and comparisons.
 	 */
 	WEFT_RT_NO_COOP_TASKRUN = 1u << 3,
-	/** Streams (weft/multishot.h) use single-shot ops submitted again
-	 * after each completion instead of multishot ops. */
+	/**
+	 * Never use multishot accept or multishot recv, even where the
+	 * kernel has them: take the single-shot rung (one SQE per accepted
+	 * connection or received buffer). For tests and comparisons; clears
+	 * WEFT_FEAT_MULTISHOT_ACCEPT and WEFT_FEAT_MULTISHOT_RECV.
+	 */
 	WEFT_RT_NO_MULTISHOT = 1u << 4,
-	/** Recv streams receive into a buffer the runtime picks (plain recv)
-	 * instead of registering a kernel buffer ring. */
+	/**
+	 * Never register provided buffer rings: recv into caller buffers
+	 * (the plain rung). Clears WEFT_FEAT_BUF_RING.
+	 */
 	WEFT_RT_NO_BUF_RING = 1u << 5,
+	/** Never use zero-copy send (IORING_OP_SEND_ZC): copy as send(2)
+	 * does. Clears WEFT_FEAT_SEND_ZC. */
+	WEFT_RT_NO_SEND_ZC = 1u << 6,
 };
 
 /**
@@ -81,6 +90,15 @@ typedef struct weft_runtime_config {
 	unsigned buf_count;
 	/** Bytes per provided buffer, at most 1 MiB; 0: 4,096. */
 	unsigned buf_size;
+	/**
+	 * CQ entries per worker ring; 0: 16 * ring_entries. The kernel rounds
+	 * both up to a power of two; the rounded CQ must hold at least the
+	 * rounded SQ, and at most 65,536 entries. A completion that finds
+	 * the CQ full is kept by the kernel (overflow list) and reaped later,
+	 * never lost (docs/io.md, CQ size and overflow): a small CQ costs
+	 * extra syscalls under load, not completions.
+	 */
+	unsigned cq_entries;
 } weft_runtime_config;
 
 /**
@@ -100,7 +118,9 @@ WEFT_API void weft_runtime_config_init(weft_runtime_config *cfg);
  * mode chosen is in weft_runtime_metrics.ring_mode and logged at INFO.
  *
  * Returns 0, or:
- *  -EINVAL  bad config (size field, workers > 256, ring_entries > 32768)
+ *  -EINVAL  bad config (size field below the first release's struct,
+ *           workers > 256, ring_entries > 32768, cq_entries > 65536 or,
+ *           rounded up to a power of two, below the rounded ring_entries)
  *  -ENOMEM  out of memory, or io_uring's locked-memory limit (RLIMIT_MEMLOCK)
  *  -EPERM   io_uring is forbidden (seccomp, kernel.io_uring_disabled)
  *  -ENOSYS  the kernel has no io_uring
@@ -219,6 +239,36 @@ WEFT_API WEFT_MUST_USE int weft_block_on(weft_runtime *rt,
 					 const weft_future_desc *desc,
 					 const void *init, void *out);
 
+/**
+ * weft_runtime_metrics.features: the io_uring features the worker rings
+ * use, probed when each ring is set up (docs/io.md, Kernel features and
+ * fallbacks). A bit is set only if every worker's ring has the feature and
+ * no WEFT_RT_NO_* flag turned it off; where it is clear the library takes
+ * the fallback rung.
+ */
+enum {
+	/** IORING_ACCEPT_MULTISHOT (5.19), else one accept SQE per
+	 * connection. */
+	WEFT_FEAT_MULTISHOT_ACCEPT = 1u << 0,
+	/** IORING_RECV_MULTISHOT (6.0), else one recv SQE per buffer. */
+	WEFT_FEAT_MULTISHOT_RECV = 1u << 1,
+	/** Provided buffer rings (IORING_REGISTER_PBUF_RING, 5.19), else
+	 * recv into the caller's buffer. */
+	WEFT_FEAT_BUF_RING = 1u << 2,
+	/** IORING_OP_SEND_ZC (6.0), else copying send. */
+	WEFT_FEAT_SEND_ZC = 1u << 3,
+	/** IORING_OP_SOCKET (5.19), else socket(2). */
+	WEFT_FEAT_SOCKET = 1u << 4,
+	/** IORING_OP_SHUTDOWN (5.11), else shutdown(2). */
+	WEFT_FEAT_SHUTDOWN = 1u << 5,
+	/** IORING_OP_STATX (5.6). */
+	WEFT_FEAT_STATX = 1u << 6,
+	/** IORING_OP_OPENAT (5.6). */
+	WEFT_FEAT_OPENAT = 1u << 7,
+	/** IORING_OP_MSG_RING (5.18): worker-to-worker unparks. */
+	WEFT_FEAT_MSG_RING = 1u << 8,
+};
+
 /** weft_runtime_metrics.ring_mode */
 enum {
 	WEFT_RING_PLAIN = 0,        /**< no task-run optimisations */
@@ -245,14 +295,20 @@ typedef struct weft_runtime_metrics {
 	uint64_t ops_submitted;  /**< io_uring ops submitted (excluding internal) */
 	uint64_t ops_completed;  /**< their completions */
 	uint64_t remote_cancels; /**< op cancels forwarded to another worker */
-	uint64_t accept_backoffs;  /**< accept waits after EMFILE/ENFILE */
-	uint64_t multishot_rearms; /**< streams' ops submitted again */
-	uint64_t bufring_enobufs;  /**< recv streams that found no buffer */
+	/* Fields below were added after the first release; a caller built
+	 * against the older, shorter struct gets the fields it knows. */
+	uint64_t features;       /**< WEFT_FEAT_*: rungs every worker took */
+	uint64_t multishot_rearms; /**< multishot ops re-armed after their end */
+	uint64_t bufring_enobufs;  /**< recvs ended by an empty buffer ring */
+	uint64_t accept_backoffs;  /**< accept pauses after EMFILE/ENFILE */
 } weft_runtime_metrics;
 
 /**
- * Read @rt's counters into @m. Set m->size = sizeof(*m) first.
- * Returns 0, or -EINVAL for a NULL pointer or a smaller size.
+ * Read @rt's counters into @m. Set m->size = sizeof(*m) first: the call
+ * writes min(m->size, sizeof(weft_runtime_metrics)) bytes, so a caller
+ * built against an older, shorter struct keeps working.
+ * Returns 0, or -EINVAL for a NULL pointer or a size below the first
+ * release's struct (up to remote_cancels).
  * Thread-safe.
  * NULL: see core.h.
  */

@@ -238,6 +238,16 @@ WEFT_API int weft_co_statx(int dirfd, const char *path, int flags,
 	return (int)await_io(&io, deadline_ns);
 }
 
+WEFT_API int weft_co_raw(int (*fill)(struct io_uring_sqe *sqe, void *arg),
+			 void *arg, uint64_t deadline_ns)
+{
+	weft_io io = WEFT_IO_INIT;
+
+	ON_FIBER();
+	weft_io_prep_raw(&io, fill, arg);
+	return (int)await_io(&io, deadline_ns);
+}
+
 WEFT_API int weft_co_join(weft_join *join, void *out)
 {
 	weft_join_future jf = { .join = join, .value = out };

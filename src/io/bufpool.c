@@ -26,7 +26,7 @@ static bool register_ring(struct weft__driver *d, struct weft__bufpool *p)
 	long page = sysconf(_SC_PAGESIZE);
 	void *mem;
 
-	if (d->flags & WEFT_RT_NO_BUF_RING)
+	if (!weft__ring_has(&d->ring, WEFT__FEAT_BUF_RING))
 		return false;
 	if (posix_memalign(&mem, page > 0 ? (size_t)page : 4096, bytes))
 		return false;

@@ -43,15 +43,27 @@
 /* park_state values */
 enum { WEFT__DRV_RUNNING = 0, WEFT__DRV_PARKED = 1, WEFT__DRV_NOTIFIED = 2 };
 
-/* Counters: relaxed atomics, summed on read (weft_runtime_metrics_get). */
+/*
+ * Counters: relaxed atomics, summed on read (weft_runtime_metrics_get).
+ * Owner-only counters are bumped with WEFT__DRV_INC(d, field) (no RMW),
+ * any-thread ones with atomic_fetch_add_explicit(..., relaxed). Each is
+ * zero from the workers' memset (alloc_runtime) even without an
+ * atomic_init in weft__driver_prepare.
+ */
 struct weft__driver_metrics {
 	_Atomic uint64_t ops_submitted;  /* owner */
 	_Atomic uint64_t ops_completed;  /* owner */
 	_Atomic uint64_t remote_cancels; /* any thread: cancels pushed here */
 	_Atomic uint64_t unparks;        /* any thread: signals sent here */
-	_Atomic uint64_t accept_backoffs; /* owner: retries after EMFILE */
-	_Atomic uint64_t multishot_rearms; /* owner: streams submitted again */
-	_Atomic uint64_t bufring_enobufs; /* owner: streams out of buffers */
+	/* owner: a multishot op (accept, recv) ended without error and was
+	 * submitted again: WEFT__DRV_INC(d, multishot_rearms) at the rearm */
+	_Atomic uint64_t multishot_rearms;
+	/* owner: a recv from a provided buffer ring ended with -ENOBUFS:
+	 * WEFT__DRV_INC(d, bufring_enobufs) where the CQE is handled */
+	_Atomic uint64_t bufring_enobufs;
+	/* owner: an accept got EMFILE/ENFILE and paused before retrying:
+	 * WEFT__DRV_INC(d, accept_backoffs) once per pause */
+	_Atomic uint64_t accept_backoffs;
 };
 
 struct weft__bufpool;
@@ -60,7 +72,6 @@ struct weft__driver {
 	struct weft__ring ring; /* owner only */
 	struct weft__bufpool *pool;  /* owner: provided buffers, lazily */
 	struct weft__op *starved;    /* owner: streams waiting for buffers */
-	unsigned flags;              /* WEFT_RT_*, set before init */
 	unsigned buf_count, buf_size; /* the pool's shape, set before init */
 
 	/* Shared with other threads. */

@@ -7,7 +7,15 @@
  *   3. plain.
  * Only -EINVAL (flag unknown to this kernel) moves down the list; any other
  * error (EPERM under seccomp, ENOMEM from the memlock limit, ENOSYS) is
- * returned as is.
+ * returned as is. The ring's opcodes and features are then probed
+ * (io/probe.h) for the rungs the op kinds take.
+ *
+ * CQ overflow: a completion that finds the CQ full goes to the kernel's
+ * overflow list (IORING_FEAT_NODROP) and is flushed back into the CQ by
+ * the next enter with GETEVENTS, which liburing makes whenever the kernel
+ * raises IORING_SQ_CQ_OVERFLOW. weft__ring_flush does that even with
+ * nothing to submit; the driver reaps after each flush, so a CQ of 8
+ * entries drains 10,000 completions in turns (tests/io_cq_overflow.c).
  */
 #include <errno.h>
 #include <string.h>
@@ -15,6 +23,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "io/probe.h"
 #include "io/ring.h"
 
 static int try_setup(struct weft__ring *r, unsigned entries, unsigned flags)
@@ -22,18 +31,28 @@ static int try_setup(struct weft__ring *r, unsigned entries, unsigned flags)
 	struct io_uring_params p;
 
 	memset(&p, 0, sizeof(p));
-	/* A large CQ: every connection may have a recv in flight. */
 	p.flags = flags | IORING_SETUP_CQSIZE;
-	p.cq_entries = entries * 16;
+	if (r->cq_entries) {
+		/* Checked against the kernel's limits by weft_runtime_new. */
+		p.cq_entries = r->cq_entries;
+	} else {
+		/* A large CQ: every connection may have a recv in flight.
+		 * CLAMP: a large ring_entries caps at the kernel's maximum
+		 * instead of failing. */
+		p.flags |= IORING_SETUP_CLAMP;
+		p.cq_entries = entries * 16;
+	}
 	return io_uring_queue_init_params(entries, &r->uring, &p);
 }
 
 int weft__ring_init(struct weft__ring *r, unsigned entries, unsigned flags,
 		    unsigned *mode_out)
 {
+	unsigned cq_entries = r->cq_entries;
 	int err = -EINVAL;
 
 	memset(r, 0, sizeof(*r));
+	r->cq_entries = cq_entries;
 	r->eventfd = -1;
 #if HAVE_DECL_IORING_SETUP_DEFER_TASKRUN && HAVE_DECL_IORING_SETUP_SINGLE_ISSUER
 	if (!(flags & (WEFT_RT_NO_DEFER_TASKRUN | WEFT_RT_NO_COOP_TASKRUN))) {
@@ -70,9 +89,6 @@ int weft__ring_init(struct weft__ring *r, unsigned entries, unsigned flags,
 	if (err)
 		return err;
 	r->mode = *mode_out;
-	if (!(flags & WEFT_RT_NO_MULTISHOT))
-		r->features |= WEFT__FEAT_MULTISHOT_ACCEPT |
-			       WEFT__FEAT_MULTISHOT_RECV;
 
 	/* Blocking on purpose: io_uring returns -EAGAIN at once for an
 	 * O_NONBLOCK file instead of waiting for it to become readable. */
@@ -82,6 +98,7 @@ int weft__ring_init(struct weft__ring *r, unsigned entries, unsigned flags,
 		io_uring_queue_exit(&r->uring);
 		return err;
 	}
+	r->features = weft__probe_features(&r->uring, flags);
 	return 0;
 }
 

@@ -33,30 +33,42 @@
 #define WEFT__UD_FLAGS (WEFT__UD_CANCEL | WEFT__UD_LINK)
 #define WEFT__UD_TAG_MAX ((uint64_t)16)
 
+/*
+ * Kernel features a ring may use (src/io/probe.c): the public WEFT_FEAT_*
+ * bits of weft/runtime.h, so that the metrics can report them as they are.
+ */
+enum {
+	WEFT__FEAT_MULTISHOT_ACCEPT = WEFT_FEAT_MULTISHOT_ACCEPT,
+	WEFT__FEAT_MULTISHOT_RECV = WEFT_FEAT_MULTISHOT_RECV,
+	WEFT__FEAT_BUF_RING = WEFT_FEAT_BUF_RING,
+	WEFT__FEAT_SEND_ZC = WEFT_FEAT_SEND_ZC,
+	WEFT__FEAT_SOCKET = WEFT_FEAT_SOCKET,
+	WEFT__FEAT_SHUTDOWN = WEFT_FEAT_SHUTDOWN,
+	WEFT__FEAT_STATX = WEFT_FEAT_STATX,
+	WEFT__FEAT_OPENAT = WEFT_FEAT_OPENAT,
+	WEFT__FEAT_MSG_RING = WEFT_FEAT_MSG_RING,
+};
+
 struct weft__ring {
 	struct io_uring uring;
 	unsigned mode;        /* WEFT_RING_* */
+	/* WEFT__FEAT_*: probed by weft__ring_init, minus those the runtime
+	 * flags turn off; constant afterwards (read by other threads after
+	 * the runtime's start handshake). */
+	unsigned features;
+	/* CQ size wanted, set before weft__ring_init (0: 16 * entries);
+	 * kept across init. */
+	unsigned cq_entries;
 	int eventfd;
 	uint64_t efd_buf;     /* target of the armed eventfd read */
 	bool efd_armed;
 	unsigned inflight;    /* ops and cancels whose CQE is due */
 	unsigned unsubmitted; /* SQEs prepared since the last submit */
-	unsigned features;    /* WEFT__FEAT_* bits this ring may use */
 	bool taskrun_flag;    /* DEFER_TASKRUN with IORING_SETUP_TASKRUN_FLAG */
 };
 
-/* Kernel features a ring may use (probed at setup, cleared by flags). */
-enum {
-	WEFT__FEAT_MULTISHOT_ACCEPT = 1u << 0,
-	WEFT__FEAT_MULTISHOT_RECV = 1u << 1,
-};
-
-static inline bool weft__ring_has(const struct weft__ring *r, unsigned f)
-{
-	return (r->features & f) != 0;
-}
-
-/* Create the ring on the calling (worker) thread. 0 or negative errno. */
+/* Create the ring on the calling (worker) thread and probe its features.
+ * 0 or negative errno. */
 int weft__ring_init(struct weft__ring *r, unsigned entries, unsigned flags,
 		    unsigned *mode_out);
 void weft__ring_exit(struct weft__ring *r);
@@ -84,6 +96,13 @@ void weft__ring_signal_eventfd(struct weft__ring *r);
 
 /* Owner of @from: post an UNPARK CQE to ring @to_fd with MSG_RING. */
 void weft__ring_msg(struct weft__ring *from, int to_fd);
+
+/* The ring has every feature in @feat (WEFT__FEAT_* bits), and the
+ * runtime flags did not turn any of them off. Any thread, after init. */
+static inline bool weft__ring_has(const struct weft__ring *r, unsigned feat)
+{
+	return (r->features & feat) == feat;
+}
 
 static inline int weft__ring_fd(const struct weft__ring *r)
 {

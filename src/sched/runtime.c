@@ -41,6 +41,7 @@
 #include <linux/futex.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,9 +164,10 @@ static int alloc_runtime(const weft_runtime_config *cfg, unsigned n,
 		w->pop_top = w->fifo_owner;
 		w->rng = 0x9E3779B97F4A7C15ULL * (i + 1);
 		weft__driver_prepare(&w->driver);
-		w->driver.flags = cfg->flags;
 		w->driver.buf_count = buf_count(cfg->buf_count);
 		w->driver.buf_size = cfg->buf_size ? cfg->buf_size : 4096;
+		/* Read by weft__ring_init on the worker thread. */
+		w->driver.ring.cq_entries = cfg->cq_entries;
 		if ((err = weft__deque_init(&w->dq, DEQUE_LOG2))) {
 			rt->nworkers = i; /* free only those made */
 			goto fail;
@@ -243,10 +245,39 @@ static const char *ring_mode_name(unsigned mode)
 	}
 }
 
+/* The struct sizes of the first release: the floor a caller may pass. */
+#define WEFT__END_OF(type, field) \
+	(offsetof(type, field) + sizeof(((type *)0)->field))
+#define CONFIG_V1_SIZE \
+	WEFT__END_OF(weft_runtime_config, blocking_keepalive_ms)
+#define METRICS_V1_SIZE WEFT__END_OF(weft_runtime_metrics, remote_cancels)
+#define MAX_CQ_ENTRIES 65536u /* the kernel's IORING_MAX_CQ_ENTRIES */
+
+static unsigned round_pow2(unsigned v)
+{
+	unsigned p = 1;
+
+	while (p < v)
+		p <<= 1;
+	return p;
+}
+
+/* The kernel's own rule (io_uring_create), checked here so that the
+ * caller gets -EINVAL from weft_runtime_new rather than from a worker. */
+static bool cq_entries_ok(const weft_runtime_config *cfg)
+{
+	unsigned sq = cfg->ring_entries ? cfg->ring_entries : 256;
+
+	if (!cfg->cq_entries)
+		return true;
+	return cfg->cq_entries <= MAX_CQ_ENTRIES &&
+	       round_pow2(cfg->cq_entries) >= round_pow2(sq);
+}
+
 WEFT_API int weft_runtime_new(const weft_runtime_config *cfg,
 			      weft_runtime **out)
 {
-	weft_runtime_config def;
+	weft_runtime_config def, full;
 	struct weft_runtime *rt;
 	int err;
 
@@ -256,8 +287,16 @@ WEFT_API int weft_runtime_new(const weft_runtime_config *cfg,
 		weft_runtime_config_init(&def);
 		cfg = &def;
 	}
-	if (cfg->size < sizeof(weft_runtime_config) ||
-	    cfg->workers > MAX_WORKERS || cfg->ring_entries > 32768 ||
+	/* A caller built against an older header passes a shorter struct:
+	 * the fields it lacks keep their defaults. */
+	if (cfg->size < CONFIG_V1_SIZE)
+		return -EINVAL;
+	weft_runtime_config_init(&full);
+	memcpy(&full, cfg, cfg->size < sizeof(full) ? cfg->size : sizeof(full));
+	full.size = sizeof(full);
+	cfg = &full;
+	if (cfg->workers > MAX_WORKERS || cfg->ring_entries > 32768 ||
+	    !cq_entries_ok(cfg) ||
 	    cfg->buf_count > 32768 || cfg->buf_size > (1u << 20))
 		return -EINVAL;
 
@@ -455,14 +494,26 @@ WEFT_API int weft_worker_index(void)
 	return w ? (int)w->index : -1;
 }
 
+static void metrics_fill(const weft_runtime *rt, weft_runtime_metrics *m);
+
 WEFT_API int weft_runtime_metrics_get(const weft_runtime *rt,
 				      weft_runtime_metrics *m)
 {
-	if (!rt || !m || m->size < sizeof(*m))
+	weft_runtime_metrics all;
+
+	if (!rt || !m || m->size < METRICS_V1_SIZE)
 		return -EINVAL;
-	size_t size = m->size;
-	memset(m, 0, sizeof(*m));
-	m->size = size;
+	/* Filled whole, copied out as far as the caller's struct goes. */
+	size_t size = m->size < sizeof(all) ? m->size : sizeof(all);
+	memset(&all, 0, sizeof(all));
+	all.size = m->size;
+	metrics_fill(rt, &all);
+	memcpy(m, &all, size);
+	return 0;
+}
+
+static void metrics_fill(const weft_runtime *rt, weft_runtime_metrics *m)
+{
 	m->workers = rt->nworkers;
 	m->ring_mode = rt->ring_mode;
 	m->spawned = atomic_load_explicit(&rt->spawned_remote,
@@ -489,10 +540,14 @@ WEFT_API int weft_runtime_metrics_get(const weft_runtime *rt,
 		SUM(ops_submitted, ops_submitted);
 		SUM(ops_completed, ops_completed);
 		SUM(remote_cancels, remote_cancels);
-		SUM(accept_backoffs, accept_backoffs);
 		SUM(multishot_rearms, multishot_rearms);
 		SUM(bufring_enobufs, bufring_enobufs);
+		SUM(accept_backoffs, accept_backoffs);
 	}
 #undef SUM
-	return 0;
+	/* Written by each worker before weft_runtime_new returned (the start
+	 * handshake's mutex orders it), never after: a plain read. */
+	m->features = rt->nworkers ? UINT64_MAX : 0;
+	for (unsigned i = 0; i < rt->nworkers; i++)
+		m->features &= rt->workers[i].driver.ring.features;
 }
