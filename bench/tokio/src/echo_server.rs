@@ -13,16 +13,19 @@
 // online CPUs, as weft).
 //
 // What it does, as Tokio's own examples/echo.rs does: a TcpListener accept
-// loop (in block_on, as #[tokio::main] runs it) that sets TCP_NODELAY on
-// each accepted socket (examples/echo-server.c does: setsockopt right after
-// accept) and tokio::spawn()s one task per connection; the task reads into
-// a 16 KiB buffer (weft's BUF_SIZE) and write_all()s what it got back, until
-// EOF or an error. On an accept error it waits 100 ms (as weft's server
-// backs off) unless the error is ECONNABORTED. It runs until killed
-// (SIGTERM's default action: bench/echo-compare.sh stops it that way).
+// loop that sets TCP_NODELAY on each accepted socket (examples/echo-server.c
+// does: setsockopt right after accept) and tokio::spawn()s one task per
+// connection; the task reads into a 16 KiB buffer (weft's BUF_SIZE) and
+// write_all()s what it got back, until EOF or an error. On an accept error
+// it waits 100 ms (as weft's server backs off) unless the error is
+// ECONNABORTED. As in weft's server, the accept loop is a task on a worker
+// (not block_on on the main thread) and the main thread waits in sigwait()
+// for SIGINT or SIGTERM; then it shuts the runtime down (no drain: open
+// connections are closed), prints the connections served and exits 0.
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -31,13 +34,15 @@ use tokio::net::{TcpListener, TcpStream};
 const NAME: &str = "tokio-echo-server";
 const BUF_SIZE: usize = 16 * 1024;
 
+static SERVED: AtomicU64 = AtomicU64::new(0); // connections accepted
+
 fn usage(code: i32) -> ! {
     let text = format!(
         "usage: {} [--host ADDR] [--port N] [--workers N]\n\
          \n  --host ADDR   numeric IPv4 or IPv6 address (default 127.0.0.1)\
          \n  --port N      TCP port; 0 lets the kernel pick (default 7000)\
          \n  --workers N   worker threads (default: online CPUs)\n\
-         \nRuns until killed.\n",
+         \nRuns until SIGINT or SIGTERM.\n",
         NAME
     );
     if code == 0 {
@@ -67,6 +72,24 @@ async fn serve(mut sock: TcpStream) {
         };
         if sock.write_all(&buf[..n]).await.is_err() {
             return;
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((sock, _)) => {
+                let _ = sock.set_nodelay(true);
+                SERVED.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(serve(sock));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionAborted => {}
+            Err(e) => {
+                // Out of fds or memory: retrying at once would spin.
+                eprintln!("{}: accept: {}", NAME, e);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
     }
 }
@@ -117,6 +140,17 @@ fn main() {
         }
     };
 
+    // Threads inherit the signal mask, so block first: then only the
+    // sigwait() below takes SIGINT and SIGTERM (as weft's echo-common.h).
+    let sigs = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers as usize)
         .enable_all()
@@ -128,37 +162,33 @@ fn main() {
             std::process::exit(1);
         }
     };
-    rt.block_on(async move {
-        let listener = match TcpListener::bind(SocketAddr::new(ip, port as u16)).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("{}: listen on {}:{}: {}", NAME, host, port, e);
-                std::process::exit(1);
-            }
-        };
-        let local = match listener.local_addr() {
-            Ok(a) => a.port(),
-            Err(e) => {
-                eprintln!("{}: local address: {}", NAME, e);
-                std::process::exit(1);
-            }
-        };
-        println!("{}: listening on {}:{}", NAME, host, local);
-        let _ = std::io::stdout().flush();
-
-        loop {
-            match listener.accept().await {
-                Ok((sock, _)) => {
-                    let _ = sock.set_nodelay(true);
-                    tokio::spawn(serve(sock));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionAborted => {}
-                Err(e) => {
-                    // Out of fds or memory: retrying at once would spin.
-                    eprintln!("{}: accept: {}", NAME, e);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
+    let listener = match rt.block_on(TcpListener::bind(SocketAddr::new(ip, port as u16))) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{}: listen on {}:{}: {}", NAME, host, port, e);
+            std::process::exit(1);
         }
-    });
+    };
+    let local = match listener.local_addr() {
+        Ok(a) => a.port(),
+        Err(e) => {
+            eprintln!("{}: local address: {}", NAME, e);
+            std::process::exit(1);
+        }
+    };
+    // The accept loop runs on a worker, as weft's acceptor task does.
+    rt.spawn(accept_loop(listener));
+    println!("{}: listening on {}:{}", NAME, host, local);
+    let _ = std::io::stdout().flush();
+
+    let mut sig: libc::c_int = 0;
+    while unsafe { libc::sigwait(&sigs, &mut sig) } != 0 {}
+    // No drain: the connections still open are dropped (closed).
+    rt.shutdown_timeout(Duration::from_secs(1));
+    println!(
+        "{}: {}, served {} connections",
+        NAME,
+        if sig == libc::SIGINT { "SIGINT" } else { "SIGTERM" },
+        SERVED.load(Ordering::Relaxed)
+    );
 }
