@@ -30,9 +30,10 @@
 # tokio-bench is built offline with cargo against Debian's packaged crate
 # sources (librust-tokio-dev), in BUILDDIR/bench/tokio-build (a copy of
 # bench/tokio plus the target directory), so the source tree is never
-# written to. If cargo or the crates are missing, or the build or the run
-# fails, the comparison is skipped with one "compare: skipped: ..." line and
-# weft-bench still runs: the exit status is weft-bench's alone. go-bench is
+# written to (bench/tokio/build.sh, shared with bench/echo-compare.sh). If
+# cargo or the crates are missing, or the build or the run fails, the
+# comparison is skipped with one "compare: skipped: ..." line and weft-bench
+# still runs: the exit status is weft-bench's alone. go-bench is
 # built the same way with Debian's golang-go (no dependencies; GOFLAGS=
 # -mod=mod, GOPROXY=off, GOCACHE and GOPATH in BUILDDIR/bench/go-build),
 # and skipped the same way, on its own, when go is missing or fails. --workers
@@ -81,10 +82,8 @@ for n in "$workers" "$reps"; do
 done
 
 srcdir=$(cd "$(dirname "$0")/.." && pwd) || exit 1
-tokio_src=$srcdir/bench/tokio
 go_src=$srcdir/bench/go
 weft=$builddir/bench/weft-bench
-registry=/usr/share/cargo/registry # as in bench/tokio/.cargo/config.toml
 
 if [ ! -x "$weft" ]; then
 	echo "compare: $weft: not built" >&2
@@ -99,57 +98,10 @@ set -- --workers "$workers" --reps "$reps"
 [ -n "$filter" ] && set -- "$@" --filter "$filter"
 
 # ------------------------------------------------------- build tokio-bench
-skip=
-tokio_bin=
-build_tokio() {
-	if ! command -v cargo >/dev/null 2>&1; then
-		skip="cargo not found (apt-get install cargo librust-tokio-dev)"
-		return
-	fi
-	if ! ls -d "$registry"/tokio-1.* >/dev/null 2>&1; then
-		skip="librust-tokio-dev not installed (apt-get install librust-tokio-dev cargo)"
-		return
-	fi
-	if [ ! -f "$tokio_src/Cargo.toml" ]; then
-		skip="$tokio_src/Cargo.toml missing"
-		return
-	fi
-
-	# Build a copy: cargo writes Cargo.lock next to Cargo.toml and finds
-	# .cargo/config.toml from its working directory. Files are copied
-	# only when they changed, so cargo's freshness checks still hold.
-	dir=$builddir/bench/tokio-build
-	mkdir -p "$dir/src" "$dir/.cargo" || {
-		skip="cannot create $dir"
-		return
-	}
-	dir=$(cd "$dir" && pwd)
-	echo '*' >"$dir/.gitignore"
-	for f in Cargo.toml src/main.rs .cargo/config.toml; do
-		if ! cmp -s "$tokio_src/$f" "$dir/$f"; then
-			cp "$tokio_src/$f" "$dir/$f" || {
-				skip="cannot copy $f to $dir"
-				return
-			}
-		fi
-	done
-	# Resolve afresh each time: a lock written by one cargo (format v4
-	# from cargo >= 1.83) is unreadable to another (Debian's 1.63).
-	rm -f "$dir/Cargo.lock"
-
-	echo "compare: building tokio-bench ($(cargo --version 2>/dev/null))"
-	t0=$(date +%s)
-	if ! (cd "$dir" && unset MAKEFLAGS MFLAGS &&
-	      CARGO_TARGET_DIR=$dir/target cargo build --release --offline) \
-	    >"$dir/build.log" 2>&1; then
-		skip="cargo build of tokio-bench failed (log: $dir/build.log)"
-		tail -n 15 "$dir/build.log" | sed 's/^/compare:   /' >&2
-		return
-	fi
-	echo "compare: tokio-bench built in $(($(date +%s) - t0)) s"
-	tokio_bin=$dir/target/release/tokio-bench
-}
-build_tokio
+. "$srcdir/bench/tokio/build.sh"
+tokio_build "$builddir" "$srcdir" compare
+skip=$tokio_skip
+tokio_bin=${tokio_dir:+$tokio_dir/target/release/tokio-bench}
 
 # ---------------------------------------------------------- build go-bench
 go_skip=
