@@ -56,13 +56,14 @@ static struct echo {
 	weft_notify *drain_notify;
 	atomic_ulong served;      /* connections accepted */
 	atomic_ulong idle_closed; /* closed by --idle-timeout */
+	bool metrics;             /* --metrics: print the counters at exit */
 } echo;
 
 static void echo_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: %s [--host ADDR] [--port N] [--workers N]\n"
-		"       [--idle-timeout S] [--grace-ms N]\n"
+		"       [--idle-timeout S] [--grace-ms N] [--metrics]\n"
 		"\n"
 		"  --host ADDR   numeric IPv4 or IPv6 address (default "
 		"127.0.0.1)\n"
@@ -77,8 +78,36 @@ static void echo_usage(FILE *f)
 		"finish for\n"
 		"                up to N ms before closing what is left "
 		"(default 5000)\n"
+		"  --metrics     at exit, print the runtime's counters "
+		"(weft_runtime_metrics)\n"
 		"\n"
 		"Runs until SIGINT or SIGTERM.\n", echo.name);
+}
+
+/* --metrics: the runtime's counters, one "name value" per line. */
+static void echo_print_metrics(const weft_runtime *rt)
+{
+	weft_runtime_metrics m = { .size = sizeof(m) };
+
+	if (weft_runtime_metrics_get(rt, &m))
+		return;
+	printf("metrics: polls %llu lifo_polls %llu steals %llu "
+	       "injector_pops %llu overflows %llu parks %llu unparks %llu "
+	       "ops_submitted %llu ops_completed %llu remote_cancels %llu "
+	       "multishot_rearms %llu bufring_enobufs %llu "
+	       "accept_backoffs %llu features 0x%llx\n",
+	       (unsigned long long)m.polls, (unsigned long long)m.lifo_polls,
+	       (unsigned long long)m.steals,
+	       (unsigned long long)m.injector_pops,
+	       (unsigned long long)m.overflows, (unsigned long long)m.parks,
+	       (unsigned long long)m.unparks_sent,
+	       (unsigned long long)m.ops_submitted,
+	       (unsigned long long)m.ops_completed,
+	       (unsigned long long)m.remote_cancels,
+	       (unsigned long long)m.multishot_rearms,
+	       (unsigned long long)m.bufring_enobufs,
+	       (unsigned long long)m.accept_backoffs,
+	       (unsigned long long)m.features);
 }
 
 /* A number in [0, @max], or exit(1). */
@@ -123,12 +152,13 @@ static void echo_parse(int argc, char **argv, weft_runtime_config *cfg)
 		{ "workers", required_argument, NULL, 'w' },
 		{ "idle-timeout", required_argument, NULL, 'i' },
 		{ "grace-ms", required_argument, NULL, 'g' },
+		{ "metrics", no_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "H:p:w:i:g:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "H:p:w:i:g:mh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'H':
 			echo.host = optarg;
@@ -147,6 +177,9 @@ static void echo_parse(int argc, char **argv, weft_runtime_config *cfg)
 		case 'g':
 			echo.grace_ms = echo_number("--grace-ms", optarg,
 						    86400000);
+			break;
+		case 'm':
+			echo.metrics = true;
 			break;
 		case 'h':
 			echo_usage(stdout);
@@ -257,6 +290,8 @@ static int echo_run(weft_join *acceptor)
 			weft_strerror(err));
 	}
 	weft_join_drop(acceptor);
+	if (echo.metrics)
+		echo_print_metrics(echo.rt);
 	weft_runtime_free(echo.rt);
 	weft_notify_free(echo.drain_notify);
 	close(echo.lfd);
