@@ -57,6 +57,7 @@ static struct echo {
 	atomic_ulong served;      /* connections accepted */
 	atomic_ulong idle_closed; /* closed by --idle-timeout */
 	bool metrics;             /* --metrics: print the counters at exit */
+	bool streams;             /* --streams: accept and recv streams */
 } echo;
 
 static void echo_usage(FILE *f)
@@ -64,6 +65,7 @@ static void echo_usage(FILE *f)
 	fprintf(f,
 		"usage: %s [--host ADDR] [--port N] [--workers N]\n"
 		"       [--idle-timeout S] [--grace-ms N] [--metrics]\n"
+		"       [--streams]\n"
 		"\n"
 		"  --host ADDR   numeric IPv4 or IPv6 address (default "
 		"127.0.0.1)\n"
@@ -80,6 +82,10 @@ static void echo_usage(FILE *f)
 		"(default 5000)\n"
 		"  --metrics     at exit, print the runtime's counters "
 		"(weft_runtime_metrics)\n"
+		"  --streams     accept and receive with streams: multishot "
+		"accept, and\n"
+		"                multishot recv into provided buffers "
+		"(weft/multishot.h)\n"
 		"\n"
 		"Runs until SIGINT or SIGTERM.\n", echo.name);
 }
@@ -153,12 +159,13 @@ static void echo_parse(int argc, char **argv, weft_runtime_config *cfg)
 		{ "idle-timeout", required_argument, NULL, 'i' },
 		{ "grace-ms", required_argument, NULL, 'g' },
 		{ "metrics", no_argument, NULL, 'm' },
+		{ "streams", no_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "H:p:w:i:g:mh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "H:p:w:i:g:msh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'H':
 			echo.host = optarg;
@@ -180,6 +187,9 @@ static void echo_parse(int argc, char **argv, weft_runtime_config *cfg)
 			break;
 		case 'm':
 			echo.metrics = true;
+			break;
+		case 's':
+			echo.streams = true;
 			break;
 		case 'h':
 			echo_usage(stdout);

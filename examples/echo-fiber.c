@@ -93,6 +93,42 @@ static int64_t recv_or_drain(int fd, void *buf, size_t len,
 	return won == 0 ? res : 0;
 }
 
+/*
+ * --streams: the same on a recv stream (weft/multishot.h). The data
+ * arrives in a buffer of the runtime's pool, lent in *@b; the idle
+ * deadline bounds the wait for the next chunk, and a stream loses nothing
+ * when a wait ends early (drain, deadline).
+ */
+static int64_t next_or_drain(weft_recv_stream *s, weft_buf *b,
+			     weft_notified *drain)
+{
+	weft_recv_next next = { .stream = s };
+	weft_recv_item item = { .res = 0 };
+	weft_future arms[2];
+	weft_select sel;
+	size_t won = 0;
+	int64_t r;
+	int dres;
+
+	if (atomic_load(&echo.draining)) {
+		r = weft_co_recv_next(s, b, weft_now_ns() + DRAIN_IDLE_NS);
+		return r == -ETIMEDOUT ? 0 : r;
+	}
+	weft_future_init(&arms[0], &weft_recv_next_desc, &next, &item);
+	weft_future_init(&arms[1], &drain_arm_desc, &drain, &dres);
+	weft_select_init(&sel, arms, 2);
+	r = weft_await_until(&weft_select_desc, &sel, &won,
+			     echo.idle_timeout_ns
+				     ? weft_now_ns() + echo.idle_timeout_ns
+				     : 0);
+	if (r)
+		return r;
+	if (won != 0)
+		return 0;
+	*b = item.buf;
+	return item.res;
+}
+
 /* ------------------------------- the connection handler and accept loop */
 
 static void *conn(void *arg)
@@ -105,9 +141,24 @@ static void *conn(void *arg)
 	atomic_fetch_add_explicit(&echo.served, 1, memory_order_relaxed);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	weft_notified_init(&drain, echo.drain_notify);
-	while ((n = recv_or_drain(fd, buf, sizeof(buf), &drain)) > 0)
-		if (weft_co_send_all(fd, buf, (size_t)n, 0, 0) < 0)
-			break;
+	if (echo.streams) {
+		weft_recv_stream s;
+		weft_buf b = WEFT_BUF_INIT;
+
+		weft_recv_stream_init(&s, fd);
+		while ((n = next_or_drain(&s, &b, &drain)) > 0) {
+			int64_t w = weft_co_send_all(fd, b.data, b.len, 0, 0);
+
+			weft_buf_release(&b);
+			if (w < 0)
+				break;
+		}
+		weft_recv_stream_drop(&s);
+	} else {
+		while ((n = recv_or_drain(fd, buf, sizeof(buf), &drain)) > 0)
+			if (weft_co_send_all(fd, buf, (size_t)n, 0, 0) < 0)
+				break;
+	}
 	if (n == -ETIMEDOUT)
 		atomic_fetch_add_explicit(&echo.idle_closed, 1,
 					  memory_order_relaxed);
@@ -116,11 +167,19 @@ static void *conn(void *arg)
 	return NULL;
 }
 
+/* Accept from one multishot accept (--streams) or an accept per call. */
+static int accept_next(int lfd, weft_accept_stream *s)
+{
+	return echo.streams ? weft_co_accept_next(s, 0) : weft_co_accept(lfd, 0);
+}
+
 static void *acceptor(void *arg)
 {
 	int lfd = *(const int *)arg, fd;
+	weft_accept_stream s;
 
-	while ((fd = weft_co_accept(lfd, 0)) != -ECANCELED) {
+	weft_accept_stream_init(&s, lfd);
+	while ((fd = accept_next(lfd, &s)) != -ECANCELED) {
 		if (fd >= 0) { /* on -ESHUTDOWN the drain began */
 			if (weft_go(NULL, conn, (void *)(intptr_t)fd, NULL,
 				    NULL))
@@ -134,6 +193,7 @@ static void *acceptor(void *arg)
 			weft_co_sleep(100 * 1000 * 1000);
 		}
 	}
+	weft_accept_stream_drop(&s);
 	return NULL;
 }
 

@@ -70,7 +70,10 @@ typedef struct weft_accept_stream {
  * EMFILE/ENFILE (no descriptor free) never reach the caller: the stream
  * waits 5 ms, then doubles the wait up to 200 ms, and accepts again (so
  * fewer than 100 tries per second while descriptors are exhausted); the
- * connections wait in the listen backlog meanwhile.
+ * connections wait in the listen backlog meanwhile. Errors of one
+ * connection or of the network that accept(2) says to treat like EAGAIN
+ * (ECONNABORTED, EPROTO, ENETDOWN, EHOSTUNREACH, EPERM, ...) are skipped
+ * too: the stream accepts the next connection.
  *
  * Returns 0; -EINVAL for a NULL @s or a negative fd; -EBUSY while @s has
  * an op in flight (drop it first). Thread-safe for distinct streams.

@@ -250,7 +250,8 @@ void weft__ms_complete(struct weft__driver *d, struct weft__op *op,
 		return;
 	}
 	if (!more) {
-		if (item)
+		if (item || (res < 0 && op->kind->transient &&
+			     op->kind->transient(res)))
 			next = REARM;
 		else if (res == -ENOBUFS && ms->pool)
 			next = STARVE;

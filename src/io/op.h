@@ -196,6 +196,9 @@ struct weft__op_kind {
 	/* Multishot: a result of 0 ends the stream (recv's end of file)
 	 * instead of being an item (accept's fd 0). */
 	bool zero_ends;
+	/* Multishot, optional: a failure that concerns one item, not the
+	 * stream (accept's ECONNABORTED): skipped, the op goes on. */
+	bool (*transient)(int32_t res);
 };
 
 /*

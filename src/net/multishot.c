@@ -56,12 +56,27 @@ static void accept_discard_item(struct weft__op *op, int32_t fd)
 	close(fd);
 }
 
+/* accept(2): errors of a connection that was already gone or of the
+ * network are to be treated like EAGAIN: accept again. */
+static bool accept_transient(int32_t res)
+{
+	switch (-res) {
+	case ECONNABORTED: case EINTR: case EAGAIN: case EPROTO:
+	case ENETDOWN: case ENOPROTOOPT: case EHOSTDOWN: case ENONET:
+	case EHOSTUNREACH: case EOPNOTSUPP: case ENETUNREACH: case EPERM:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static const struct weft__op_kind accept_ms_kind = {
 	.prep = accept_ms_prep,
 	.reprep = accept_reprep,
 	.backoff = weft__accept_backoff,
 	.multishot = true,
 	.discard_item = accept_discard_item,
+	.transient = accept_transient,
 	.extra = sizeof(union weft__op_big),
 };
 
