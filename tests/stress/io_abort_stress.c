@@ -19,7 +19,11 @@
  *   - by aborter tasks on the workers (another worker than the op's ring
  *     when the task was stolen: a remote cancel);
  *   - at the end of the round, which also aborts tasks that had already
- *     finished (no effect: they must report their real result).
+ *     finished (no effect: they must report their real result);
+ *   - by the controller, which then drops the join handle at once and
+ *     makes the op complete: the op in flight holds the task's last
+ *     reference while the kernel writes into its buffer (detached: not
+ *     joined, but its drop is counted).
  * Some rounds end instead with a runtime shutdown while ops are in flight.
  *
  * Checks: every join yields the op's real, verified result (bytes and
@@ -93,6 +97,7 @@ enum abort_mode {
 	AB_THREAD, /* the controller thread, often right after a poke */
 	AB_TASK,   /* an aborter task on a worker */
 	AB_END,    /* nobody until the end of the round */
+	AB_DETACH, /* the controller: abort, drop the join handle, poke */
 	AB_MODES
 };
 
@@ -116,6 +121,7 @@ struct slot {
 	uint64_t written; /* bytes written to the peer / datagrams sent */
 	uint64_t drained; /* bytes drained from a blocked send */
 	int poked;
+	bool detached;    /* its join handle was dropped (AB_DETACH) */
 	/* Set before the task is aborted: -ECANCELED is allowed. */
 	atomic_bool aborted;
 	bool finished_before_abort;
@@ -167,7 +173,7 @@ static int file_fd = -1; /* FILE_SIZE bytes of file_pattern, whole run */
 /* Run-wide counts, per kind. */
 #define NKINDS 8
 struct tally {
-	uint64_t completed, cancelled, unpolled, late_abort;
+	uint64_t completed, cancelled, unpolled, late_abort, detached;
 };
 static struct tally tallies[NKINDS];
 static unsigned kind_mask = (1u << NKINDS) - 1; /* WEFT_STRESS_KINDS */
@@ -764,6 +770,25 @@ static const weft_future_desc aborter_desc = {
 
 /* --- the controller thread -------------------------------------------- */
 
+/*
+ * Abort @s and drop its join handle at once, then make its op complete:
+ * the op in flight now holds the task's last reference (weft/io.h,
+ * lifetime rule), and the kernel writes into the task's buffer while the
+ * cancel is on its way. Nobody joins it; its drop is counted at the end.
+ */
+static void detach(struct slot *s, struct stress_rng *rng)
+{
+	if (s->detached)
+		return;
+	if (s->kind->poke && stress_chance(rng, 30))
+		s->kind->poke(s, rng);
+	abort_slot(s);
+	weft_join_drop(atomic_load(&s->join));
+	s->detached = true;
+	if (s->kind->poke)
+		s->kind->poke(s, rng);
+}
+
 static void *controller_main(void *arg)
 {
 	struct stress_rng rng;
@@ -778,7 +803,9 @@ static void *controller_main(void *arg)
 			sched_yield();
 			continue;
 		}
-		if (dice < 50) {
+		if (s->mode == AB_DETACH) {
+			detach(s, &rng);
+		} else if (dice < 50) {
 			if (s->kind->poke && stress_chance(&rng, 70))
 				s->kind->poke(s, &rng);
 			/* Right after the poke: the abort races the CQE. */
@@ -927,6 +954,10 @@ static void join_slot(struct slot *s)
 	int st;
 	struct tally *t = &tallies[s->kind - kinds];
 
+	if (s->detached) {
+		t->detached++;
+		return;
+	}
 	memset(&out, 0, sizeof(out));
 	st = stress_join_wait(j, &out);
 	if (st == -ECANCELED) {
@@ -949,6 +980,34 @@ static void join_slot(struct slot *s)
 			t->late_abort++; /* aborted after it finished */
 	}
 	weft_join_drop(j);
+}
+
+/*
+ * Every task was aborted or finished, and joined (or detached): each op
+ * must complete (its cancel reached the ring that owns it) with the
+ * runtime still running. Bounded wait: a cancel sent to the wrong ring
+ * leaves a recv in flight for good.
+ */
+static void wait_ops_drained(void)
+{
+	weft_runtime_metrics m;
+	uint64_t t0 = stress_now_ns();
+
+	for (;;) {
+		m.size = sizeof(m);
+		STRESS_CHECK(weft_runtime_metrics_get(R.rt, &m) == 0,
+			     "metrics");
+		if (m.ops_completed == m.ops_submitted)
+			return;
+		if (stress_now_ns() - t0 > 10000000000ull)
+			stress_fail("round %u: %" PRIu64 " of %" PRIu64
+				    " ops still in flight 10 s after every task "
+				    "was aborted: a cancel missed its op",
+				    R.round_no,
+				    m.ops_submitted - m.ops_completed,
+				    m.ops_submitted);
+		stress_sleep_us(1000);
+	}
 }
 
 static void run_round(struct stress_rng *rng)
@@ -1031,6 +1090,8 @@ static void run_round(struct stress_rng *rng)
 			struct slot *s = &R.slots[i];
 			weft_join *j = atomic_load(&s->join);
 
+			if (s->detached)
+				continue;
 			/* Finished ones are aborted too: no effect. */
 			s->finished_before_abort = weft_join_is_finished(j) &&
 						   !atomic_load(&s->aborted);
@@ -1042,6 +1103,9 @@ static void run_round(struct stress_rng *rng)
 	for (unsigned i = 0; i < R.nslots; i++)
 		join_slot(&R.slots[i]);
 
+	stress_set_phase("ops drain");
+	if (R.end == END_ABORT_ALL)
+		wait_ops_drained();
 	stress_set_phase("free");
 	m.size = sizeof(m);
 	STRESS_CHECK(weft_runtime_metrics_get(R.rt, &m) == 0, "metrics");
@@ -1133,10 +1197,10 @@ int main(int argc, char **argv)
 	for (int k = 0; k < NKINDS; k++) {
 		printf("  %-8s %7" PRIu64 " completed (%" PRIu64
 		       " aborted later), %7" PRIu64 " cancelled (%" PRIu64
-		       " before their first poll)\n",
+		       " before their first poll), %6" PRIu64 " detached\n",
 		       kinds[k].name, tallies[k].completed,
 		       tallies[k].late_abort, tallies[k].cancelled,
-		       tallies[k].unpolled);
+		       tallies[k].unpolled, tallies[k].detached);
 		cancelled += tallies[k].cancelled;
 		unpolled += tallies[k].unpolled;
 		completed += tallies[k].completed;
