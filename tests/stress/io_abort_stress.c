@@ -1178,6 +1178,9 @@ int main(int argc, char **argv)
 		target = strtoull(argv[2], NULL, 0);
 		if (!getenv("WEFT_STRESS_SECONDS"))
 			stress_seconds = 1e9;
+		printf("io_abort_stress: until %" PRIu64 " tasks are cancelled "
+		       "after their first poll%s\n",
+		       target, stress_seconds < 1e9 ? ", or the budget ends" : "");
 	}
 	parse_env();
 	make_file();
