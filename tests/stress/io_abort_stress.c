@@ -180,11 +180,17 @@ static unsigned kind_mask = (1u << NKINDS) - 1; /* WEFT_STRESS_KINDS */
 static uint64_t remote_cancels_total;
 static uint64_t cancelled_total;
 
+static const char *const mode_names[AB_MODES] = {
+	"by its spawner at once", "by main", "by the controller",
+	"by an aborter task", "at the end", "detached by the controller",
+};
+
 static void slot_fail(const struct slot *s, const char *what, int64_t v)
 {
-	stress_fail("round %u slot %u (%s, abort mode %d%s%s): %s (%" PRId64
+	stress_fail("round %u slot %u (%s %u, aborted %s%s%s): %s (%" PRId64
 		    ")",
-		    R.round_no, s->idx, s->kind->name, (int)s->mode,
+		    R.round_no, s->idx, s->kind->name, s->sub,
+		    mode_names[s->mode],
 		    s->from_task ? ", spawned on a worker" : "",
 		    s->yield_first ? ", yields first" : "", what, v);
 }
