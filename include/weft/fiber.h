@@ -34,7 +34,13 @@
  * Stacks. Each fiber runs on an mmap'd stack (default WEFT_FIBER_STACK,
  * 64 KiB; weft_fiber_opts.stack_size) with a guard page below it, taken
  * from a per-thread pool. Buffers on a fiber's stack may be handed to an
- * op: the stack lives until the task is freed, after its ops. A stack
+ * op: the stack lives until the task is freed, after its ops, and an op
+ * that a weft_await gives up on (cancelled, past a deadline, a select's
+ * losing arm) is finished in the kernel before the call returns, so the
+ * frame that held its buffer can be reused at once. (A weft_io the fiber
+ * drops by hand with weft_io_drop is cancelled asynchronously: keep its
+ * buffer alive, e.g. in the caller's frame, until the fiber returns.) A
+ * stack
  * overflow hits the guard page: weft reports "weft: fiber <name> overflowed
  * its stack" on stderr from an alternate signal stack and the process
  * dies with SIGSEGV, never silently corrupting memory. How to pick a size:

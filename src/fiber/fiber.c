@@ -40,6 +40,7 @@
  * __tsan_switch_to_fiber), so both keep working on fiber stacks.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,8 @@
 #include "fiber/fiber.h"
 #include "fiber/stack.h"
 #include "internal.h"
+#include "io/op.h"
+#include "task/hooks.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(WEFT_SANITIZE_ADDRESS)
 #define FIBER_ASAN 1
@@ -249,7 +252,23 @@ static void fiber_drop(void *self)
 #if WEFT__TSAN
 	__tsan_destroy_fiber(f->tsan_fiber);
 #endif
-	if (f->stack)
+	/* The stack outlives the drop: see fiber_dealloc. */
+}
+
+/*
+ * The task's memory is about to be freed (task/hooks.h): every op that
+ * could still use a buffer on the fiber's stack has completed, so the
+ * stack can go back to the pool. Freeing it at the drop let a cancelled
+ * send read, or a recv write, another fiber's stack
+ * (tests/stress/io_abort_stress.c, WEFT_STRESS_FIBER_STACK=1).
+ */
+static const weft_future_desc fiber_desc;
+
+static void fiber_dealloc(const weft_future_desc *desc, void *future)
+{
+	struct fiber *f = future;
+
+	if (desc == &fiber_desc && f->stack)
 		weft__stack_put(f->stack);
 }
 
@@ -291,6 +310,10 @@ WEFT_API int weft_go(weft_runtime *rt, weft_fiber_fn fn, void *arg,
 	f.arg = arg;
 	f.stack_size = stack;
 	weft__fiber_guard_install();
+	if (!atomic_load_explicit(&weft__task_dealloc_hook,
+				  memory_order_relaxed))
+		atomic_store_explicit(&weft__task_dealloc_hook, fiber_dealloc,
+				      memory_order_release);
 #if WEFT__TSAN
 	f.tsan_fiber = __tsan_create_fiber(0);
 #endif
@@ -315,17 +338,31 @@ WEFT_API int weft_await(const weft_future_desc *desc, void *state,
 		return -EINVAL;
 	if (!f)
 		return -EPERM;
+	/*
+	 * An op the future drops (a select's losing arm, a timeout's inner
+	 * future, the whole future when cancelled) may use a buffer on this
+	 * stack, which is reused the moment this returns: such drops wait
+	 * for the kernel to let go (io/op.h). Not across the suspend: other
+	 * tasks run on this thread then.
+	 */
+	int ret = -ECANCELED;
+
 	while (!f->cancelled) {
-		if (desc->poll(state, f->cx, out) == WEFT_READY) {
-			if (desc->drop)
-				desc->drop(state);
-			return 0;
+		weft__io_sync_drops(true);
+		weft_poll p = desc->poll(state, f->cx, out);
+		weft__io_sync_drops(false);
+		if (p == WEFT_READY) {
+			ret = 0;
+			break;
 		}
 		suspend(f, false);
 	}
-	if (desc->drop) /* cancels an op in flight */
+	if (desc->drop) { /* cancels an op in flight */
+		weft__io_sync_drops(true);
 		desc->drop(state);
-	return -ECANCELED;
+		weft__io_sync_drops(false);
+	}
+	return ret;
 }
 
 WEFT_API int weft_await_until(const weft_future_desc *desc, void *state,

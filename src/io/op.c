@@ -5,6 +5,7 @@
  * reference count; weft__spinlock for the record.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -407,6 +408,41 @@ WEFT_API weft_poll weft_io_poll(weft_io *io, weft_cx *cx, int64_t *res)
 	return io_ready(io, res, v);
 }
 
+static WEFT__TLS unsigned sync_drops;
+
+void weft__io_sync_drops(bool on)
+{
+	if (on)
+		sync_drops++;
+	else
+		sync_drops--;
+}
+
+/*
+ * Wait until the kernel is done with orphaned @op (its CQE was handled):
+ * turn this thread's own ring meanwhile, which is the owner's or may hold
+ * cancels the owner's thread waits for in turn (two workers waiting on
+ * each other's rings both make progress).
+ */
+static void wait_done(struct weft__op *op)
+{
+	struct weft__driver *d = weft__driver_current();
+
+	for (unsigned spins = 0;; spins++) {
+		bool done;
+
+		weft__spin_lock(&op->lock);
+		done = op->done;
+		weft__spin_unlock(&op->lock);
+		if (done)
+			return;
+		if (d)
+			weft__driver_turn(d);
+		if (spins >= 64)
+			sched_yield();
+	}
+}
+
 WEFT_API void weft_io_drop(weft_io *io)
 {
 	if (!io || !weft__io_in_flight(io))
@@ -438,6 +474,8 @@ WEFT_API void weft_io_drop(weft_io *io)
 	weft__spin_unlock(&op->lock);
 
 	weft__op_cancel(op);
+	if (sync_drops)
+		wait_done(op);
 	op_unref(op);
 }
 

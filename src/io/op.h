@@ -255,6 +255,14 @@ int weft__io_prep_fail(weft_io *io, int err);
 void weft__op_complete(struct weft__driver *d, struct weft__op *op,
 		       int32_t res, uint32_t cflags);
 
+/*
+ * Between weft__io_sync_drops(true) and (false) on this thread, a
+ * weft_io_drop of an op in flight returns only once the kernel is done
+ * with it (the fiber layer, whose ops may use buffers on a fiber stack
+ * that is reused as soon as the call returns). Nests.
+ */
+void weft__io_sync_drops(bool on);
+
 /* The future is gone (reads the flag under the record's lock). */
 bool weft__op_is_orphaned(struct weft__op *op);
 

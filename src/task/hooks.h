@@ -13,6 +13,7 @@
 struct weft_runtime;
 struct weft__owned;
 struct weft__task;
+struct weft_future_desc;
 
 /* Queue a new task of @rt: the LIFO slot on a worker of @rt, else the
  * injector and an unpark. Any thread. */
@@ -62,5 +63,18 @@ bool weft__sched_on_worker(void);
  * layer detects, such as a join handle dropped twice). Any thread. */
 void weft__log(struct weft_runtime *rt, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/*
+ * Set by the fiber layer (which sits above the task layer) before its
+ * first task: called when a task's memory is about to be freed, after its
+ * last reference is gone: also the wakers that op records in flight held,
+ * so the kernel is done with whatever the task's future pointed it at. A
+ * fiber frees its stack here, not at its future's drop: a recv dropped
+ * mid-flight (a cancel, a select's losing arm) may still write into a
+ * buffer on that stack until its CQE. Checks @desc to know its own tasks.
+ */
+typedef void weft__task_dealloc_fn(const struct weft_future_desc *desc,
+				   void *future);
+extern weft__task_dealloc_fn *_Atomic weft__task_dealloc_hook;
 
 #endif /* WEFT_TASK_HOOKS_H */

@@ -4,6 +4,7 @@
  * state.h; this file carries out what each transition tells it to do.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,8 +14,17 @@
 #include "task/owned.h"
 #include "task/task.h"
 
+weft__task_dealloc_fn *_Atomic weft__task_dealloc_hook;
+
 static void task_dealloc(struct weft__task *t)
 {
+	/* Acquire: pairs with the fiber layer's release store (set before
+	 * any of its tasks exists, so a relaxed load would do in practice). */
+	weft__task_dealloc_fn *hook = atomic_load_explicit(
+		&weft__task_dealloc_hook, memory_order_acquire);
+
+	if (hook)
+		hook(t->desc, weft__task_future(t));
 	if (t->name)
 		free(t->name);
 	free(t);

@@ -585,13 +585,12 @@ static void sleep_check(struct slot *s, const void *o)
  * socketpair. Returns the call's result; INT64_MIN for a received byte
  * that does not match.
  *
- * The buffer is the slot's (heap, freed after the runtime) unless
- * WEFT_STRESS_FIBER_STACK=1 puts it on the fiber's stack, as weft/fiber.h
- * allows. Known bug, so not the default: fiber_drop (src/fiber/fiber.c)
- * releases the stack when the fiber returns, not when the task is freed,
- * so a cancelled op still in flight reads or writes a stack that is
- * unmapped or already another fiber's (the peer of a cancelled send
- * receives the other fiber's bytes: "corrupted data").
+ * The buffer is on the fiber's stack, as weft/fiber.h allows, unless
+ * WEFT_STRESS_FIBER_STACK=0 puts it on the heap (the slot's, freed after
+ * the runtime). This caught the fiber layer releasing the stack when the
+ * fiber returned, not when the task was freed, and unwinding a cancelled
+ * fiber while its dropped op still used a buffer in a popped frame: the
+ * peer of a cancelled send received other bytes ("corrupted data").
  */
 static bool fiber_stack_bufs;
 
@@ -1149,7 +1148,7 @@ static void run_round(struct stress_rng *rng)
 }
 
 /* WEFT_STRESS_KINDS=recv,fiber,...: only those kinds (names of kinds[]);
- * WEFT_STRESS_FIBER_STACK=1: fiber buffers on the fiber's stack. */
+ * WEFT_STRESS_FIBER_STACK=0: fiber buffers on the heap, not the stack. */
 static void parse_env(void)
 {
 	const char *e = getenv("WEFT_STRESS_KINDS");
@@ -1170,7 +1169,7 @@ static void parse_env(void)
 		STRESS_CHECK(kind_mask, "WEFT_STRESS_KINDS=%s: no such kind", e);
 	}
 	e = getenv("WEFT_STRESS_FIBER_STACK");
-	fiber_stack_bufs = e && *e && *e != '0';
+	fiber_stack_bufs = !e || !*e || *e != '0';
 }
 
 int main(int argc, char **argv)
