@@ -66,7 +66,10 @@
 
 /* ------------------------------------------------------- connection */
 
-enum conn_step { CONN_RECV, CONN_RECVING, CONN_SEND, CONN_CLOSE };
+enum conn_step {
+	CONN_RECV, CONN_RECVING, CONN_SEND, CONN_CLOSE,
+	CONN_NEXT, CONN_SEND_BUF, /* --streams */
+};
 
 struct conn {
 	int fd;             /* owned; -1 once handed to the close op */
@@ -75,8 +78,54 @@ struct conn {
 	weft_io io;         /* the recv or close in flight, if any */
 	weft_send_all send; /* sends everything received, however split */
 	weft_notified drain; /* on drain_notify: the drain has begun */
+	/* --streams: a recv stream lends each chunk in a pool buffer. */
+	weft_recv_stream rs;
+	weft_buf b;         /* the chunk being sent back */
+	weft_io timer;      /* --idle-timeout or the drain, while waiting */
+	bool timing;        /* timer is armed for the current wait */
 	unsigned char buf[BUF_SIZE];
 };
+
+/*
+ * --streams: the next chunk from the recv stream. While none is there,
+ * an idle connection closes when the drain begins or after
+ * --idle-timeout; a wait that began during the drain has DRAIN_IDLE_NS.
+ * READY with *@res: bytes in c->b, 0 (close), or an error.
+ */
+static weft_poll conn_next(struct conn *c, weft_cx *cx, int64_t *res)
+{
+	int64_t r;
+
+	if (weft_recv_stream_next(&c->rs, cx, &c->b, res) == WEFT_READY) {
+		if (c->timing)
+			weft_io_drop(&c->timer);
+		c->timing = false;
+		return WEFT_READY;
+	}
+	if (!c->timing) {
+		c->drain_recv = atomic_load(&echo.draining);
+		if (c->drain_recv || echo.idle_timeout_ns) {
+			weft_io_prep_sleep(&c->timer,
+					   c->drain_recv ? DRAIN_IDLE_NS
+							 : echo.idle_timeout_ns);
+			c->timing = true;
+		}
+	}
+	if (c->timing && weft_io_poll(&c->timer, cx, &r) == WEFT_READY) {
+		c->timing = false;
+		if (!c->drain_recv)
+			atomic_fetch_add_explicit(&echo.idle_closed, 1,
+						  memory_order_relaxed);
+		*res = 0;
+		return WEFT_READY;
+	}
+	if (!c->drain_recv &&
+	    weft_notified_poll(&c->drain, cx, NULL) == WEFT_READY) {
+		*res = 0; /* idle when the drain began */
+		return WEFT_READY;
+	}
+	return WEFT_PENDING;
+}
 
 static weft_poll conn_poll(void *self, weft_cx *cx, void *out)
 {
@@ -124,7 +173,25 @@ static weft_poll conn_poll(void *self, weft_cx *cx, void *out)
 				return WEFT_PENDING;
 			c->step = res < 0 ? CONN_CLOSE : CONN_RECV;
 			break;
+		case CONN_NEXT:
+			if (conn_next(c, cx, &res) == WEFT_PENDING)
+				return WEFT_PENDING;
+			if (res <= 0) {
+				c->step = CONN_CLOSE;
+				break;
+			}
+			weft_send_all_init(&c->send, c->fd, c->b.data, c->b.len,
+					   0);
+			c->step = CONN_SEND_BUF;
+			/* fall through */
+		case CONN_SEND_BUF:
+			if (weft_send_all_poll(&c->send, cx, &res) == WEFT_PENDING)
+				return WEFT_PENDING;
+			weft_buf_release(&c->b); /* back to the pool */
+			c->step = res < 0 ? CONN_CLOSE : CONN_NEXT;
+			break;
 		case CONN_CLOSE:
+			weft_recv_stream_drop(&c->rs);
 			if (c->fd >= 0) {
 				weft_io_prep_close(&c->io, c->fd);
 				c->fd = -1; /* the op owns it now: drop must not close it */
@@ -143,6 +210,9 @@ static void conn_drop(void *self)
 
 	weft_io_drop(&c->io); /* cancels a recv in flight */
 	weft_send_all_drop(&c->send);
+	weft_recv_stream_drop(&c->rs);
+	weft_buf_release(&c->b);
+	weft_io_drop(&c->timer);
 	weft_notified_drop(&c->drain);
 	if (c->fd >= 0)
 		close(c->fd);
@@ -171,10 +241,14 @@ static void conn_spawn(int fd)
 	 */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c.fd = fd;
-	c.step = CONN_RECV;
+	c.step = echo.streams ? CONN_NEXT : CONN_RECV;
 	/* weft_io and weft_send_all start zeroed (weft/io.h, Preparing). */
 	memset(&c.io, 0, sizeof(c.io));
 	memset(&c.send, 0, sizeof(c.send));
+	memset(&c.timer, 0, sizeof(c.timer));
+	c.b = (weft_buf)WEFT_BUF_INIT;
+	c.timing = false;
+	weft_recv_stream_init(&c.rs, fd);
 	/* Prepared here, before the task exists, so a drain that begins
 	 * from now on reaches it (a weft_notified may be copied until its
 	 * first poll). */
@@ -197,13 +271,15 @@ static void conn_spawn(int fd)
 enum accept_step {
 	ACCEPT,       /* start an accept */
 	ACCEPTING,    /* an accept is in flight */
-	BACKING_OFF,  /* sleeping after a failed accept (e.g. out of fds) */
+	BACKING_OFF,  /* sleeping after a failed accept */
+	STREAM,       /* --streams: the next connection of one multishot */
 };
 
 struct acceptor {
 	int listen_fd; /* borrowed: main owns it */
 	enum accept_step step;
 	weft_io io;
+	weft_accept_stream as;
 };
 
 static weft_poll acceptor_poll(void *self, weft_cx *cx, void *out)
@@ -214,6 +290,20 @@ static weft_poll acceptor_poll(void *self, weft_cx *cx, void *out)
 	(void)out;
 	for (;;) {
 		switch (a->step) {
+		case STREAM: {
+			int fd;
+
+			if (weft_accept_stream_next(&a->as, cx, &fd) ==
+			    WEFT_PENDING)
+				return WEFT_PENDING;
+			if (fd < 0) { /* the stream ended: no listening socket */
+				fprintf(stderr, "echo-server: accept: %s\n",
+					weft_strerror(fd));
+				return WEFT_READY;
+			}
+			conn_spawn(fd);
+			break;
+		}
 		case ACCEPT:
 			weft_io_prep_accept(&a->io, a->listen_fd);
 			a->step = ACCEPTING;
@@ -232,8 +322,9 @@ static weft_poll acceptor_poll(void *self, weft_cx *cx, void *out)
 				    res == -ENOTSOCK)
 					return WEFT_READY; /* no socket: stop */
 				/*
-				 * Out of fds or memory: retrying at once would
-				 * spin. Wait a little instead.
+				 * weft's accept already waits out EMFILE and
+				 * ENFILE; for anything else, retrying at once
+				 * could spin. Wait a little instead.
 				 */
 				weft_io_prep_sleep(&a->io, 100 * 1000 * 1000);
 				a->step = BACKING_OFF;
@@ -256,6 +347,7 @@ static void acceptor_drop(void *self)
 	struct acceptor *a = self;
 
 	weft_io_drop(&a->io);
+	weft_accept_stream_drop(&a->as);
 }
 
 static const weft_future_desc acceptor_desc = {
@@ -276,7 +368,8 @@ int main(int argc, char **argv)
 		return 1;
 	memset(&a, 0, sizeof(a));
 	a.listen_fd = echo.lfd;
-	a.step = ACCEPT;
+	a.step = echo.streams ? STREAM : ACCEPT;
+	weft_accept_stream_init(&a.as, echo.lfd);
 	err = weft_spawn(echo.rt, &acceptor_desc, &a, &acceptor);
 	if (err)
 		fprintf(stderr, "echo-server: spawn: %s\n", weft_strerror(err));

@@ -38,7 +38,7 @@ fail() {
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
-start_server "$server" --port 0 --workers 2 --grace-ms $grace_ms
+start_server "$server" --port 0 --workers 2 --grace-ms $grace_ms ${ECHO_ARGS:-}
 
 exec 3<>"/dev/tcp/127.0.0.1/$port" || exit 77
 printf 'ping\n' >&3

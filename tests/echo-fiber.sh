@@ -16,19 +16,21 @@
 set -u
 . "$(dirname "$0")/server.sh"
 
-server=./examples/echo-fiber
+# $1: the server (default ./examples/echo-fiber); ECHO_ARGS: extra options
+# for every run (tests/echo-streams.sh passes --streams).
+server=${1:-./examples/echo-fiber}
 client=./bench/echo-client
 out=$(mktemp)
 pid=
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -f "$out"' EXIT
 
 fail() {
-	echo "echo-fiber: FAIL: $*"
+	echo "echo-fiber: $server ${ECHO_ARGS:-}: FAIL: $*"
 	cat "$out"
 	exit 1
 }
 
-start_server "$server" --port 0 --workers 2
+start_server "$server" --port 0 --workers 2 ${ECHO_ARGS:-}
 
 res=$("$client" --port "$port" --duration 1.5 --connections 20 --size 512 \
 	2>&1) || fail "echo-client: $res"

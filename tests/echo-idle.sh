@@ -29,7 +29,7 @@ fail() {
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
-start_server "$server" --port 0 --workers 1 --idle-timeout 0.3
+start_server "$server" --port 0 --workers 1 --idle-timeout 0.3 ${ECHO_ARGS:-}
 
 exec 3<>"/dev/tcp/127.0.0.1/$port" || exit 77
 # Before the send: the server arms its deadline after echoing, so the
