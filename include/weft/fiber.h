@@ -174,6 +174,11 @@ WEFT_API int64_t weft_co_recv(int fd, void *buf, size_t len, int flags,
 WEFT_API int64_t weft_co_send(int fd, const void *buf, size_t len,
 			      int flags, uint64_t deadline_ns);
 
+/** weft_io_prep_send_zc awaited: bytes sent or a negative errno, as
+ * weft_co_send; the buffer is the caller's again when it returns. */
+WEFT_API int64_t weft_co_send_zc(int fd, const void *buf, size_t len,
+				 int flags, uint64_t deadline_ns);
+
 /** Send all @len bytes (weft_send_all): @len, or a negative errno (how
  * much went before an error is not reported: the stream is broken). */
 WEFT_API int64_t weft_co_send_all(int fd, const void *buf, size_t len,

@@ -86,6 +86,21 @@ WEFT_API int weft_io_prep_send(weft_io *io, int fd, const void *buf,
 			       size_t len, int flags);
 
 /**
+ * weft_io_prep_send, zero-copy (IORING_OP_SEND_ZC, Linux 6.0): the kernel
+ * sends from @buf's pages instead of copying them into the socket, and the
+ * op completes only once the kernel has let go of them (its notification
+ * CQE), so @buf is the caller's again at READY, as after a plain send.
+ * Worth it for large sends (tens of KiB and up) to a real NIC; on
+ * loopback the kernel copies anyway and it costs more than a plain send
+ * (docs/io.md, Zero-copy send, has the numbers). Where the kernel lacks
+ * the op, or with WEFT_RT_NO_SEND_ZC, it is a plain send
+ * (weft_runtime_metrics.features says which: WEFT_FEAT_SEND_ZC). Same
+ * results, clamping and errors as weft_io_prep_send.
+ */
+WEFT_API int weft_io_prep_send_zc(weft_io *io, int fd, const void *buf,
+				  size_t len, int flags);
+
+/**
  * weft_send_all: send all @len bytes, looping on partial sends (Tokio's
  * write_all). A future: prepare it with weft_send_all_init(), poll it with
  * weft_send_all_poll() or as a generic future (weft_send_all_desc), drop it

@@ -78,6 +78,16 @@ WEFT_API int64_t weft_co_recv(int fd, void *buf, size_t len, int flags,
 	return await_io(&io, deadline_ns);
 }
 
+WEFT_API int64_t weft_co_send_zc(int fd, const void *buf, size_t len,
+				 int flags, uint64_t deadline_ns)
+{
+	weft_io io = WEFT_IO_INIT;
+
+	ON_FIBER();
+	weft_io_prep_send_zc(&io, fd, buf, len, flags);
+	return await_io(&io, deadline_ns);
+}
+
 WEFT_API int64_t weft_co_send(int fd, const void *buf, size_t len,
 			      int flags, uint64_t deadline_ns)
 {

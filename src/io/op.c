@@ -113,6 +113,18 @@ void weft__op_complete(struct weft__driver *d, struct weft__op *op,
 	if ((op->phase == WEFT__PH_BACKOFF || op->kind->backoff) &&
 	    retry_or_backoff(d, op, &res))
 		return;
+	if (op->kind->notif) {
+		if (!(cflags & IORING_CQE_F_NOTIF) &&
+		    (cflags & IORING_CQE_F_MORE)) {
+			op->zc_res = res; /* the buffer is still the kernel's */
+			op->zc_wait = true;
+			return;
+		}
+		if (op->zc_wait) {
+			res = op->zc_res;
+			op->zc_wait = false;
+		}
+	}
 	check_buffer_alive(op, res);
 	d->ring.inflight--;
 	WEFT__DRV_INC(d, ops_completed);

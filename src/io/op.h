@@ -127,6 +127,8 @@ struct weft__op {
 	void *owned;                   /* malloc'd by prep, freed with us */
 	uint64_t deadline;             /* weft_io_set_deadline, 0: none */
 	uint8_t phase;                 /* owner: WEFT__PH_* */
+	bool zc_wait;                  /* owner: a send_zc's notif is due */
+	int32_t zc_res;                /* owner: its result, until then */
 	uint32_t retry_ms;             /* owner: the last backoff, ms */
 	int target;                    /* the fd the op works on (reprep) */
 	struct __kernel_timespec link_ts; /* its IORING_OP_LINK_TIMEOUT */
@@ -191,6 +193,10 @@ struct weft__op_kind {
 	/* A stream of completions (multishot.c), polled with
 	 * weft__ms_poll_next, not weft_io_poll. */
 	bool multishot;
+	/* Two CQEs (IORING_OP_SEND_ZC): the result with IORING_CQE_F_MORE,
+	 * then IORING_CQE_F_NOTIF once the kernel let go of the buffer; the
+	 * op completes with the first's result at the second. */
+	bool notif;
 	/* Multishot: release what an untaken item holds (close an fd). */
 	void (*discard_item)(struct weft__op *op, int32_t res);
 	/* Multishot: a result of 0 ends the stream (recv's end of file)
