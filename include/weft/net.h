@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * TCP over io_uring. Listening sockets are made with plain syscalls
- * (socket, bind and listen complete at once); accept, connect, recv and
- * send are op futures (weft_io, prepared with weft_io_prep_*), and
+ * (socket, bind and listen complete at once); accept, connect, recv, send
+ * and shutdown are op futures (weft_io, prepared with weft_io_prep_*), and
  * weft_send_all / weft_recv_exact loop over them. Close any fd with
  * weft_io_prep_close() (weft/io.h). All fds are created with SOCK_CLOEXEC.
  * NULL: see weft/core.h.
@@ -84,6 +84,21 @@ WEFT_API int weft_io_prep_recv(weft_io *io, int fd, void *buf, size_t len,
  */
 WEFT_API int weft_io_prep_send(weft_io *io, int fd, const void *buf,
 			       size_t len, int flags);
+
+/**
+ * Shut down part of the full-duplex connection on @fd (shutdown(2),
+ * IORING_OP_SHUTDOWN): @how is SHUT_RD, SHUT_WR or SHUT_RDWR. The fd stays
+ * open (close it as usual). Result: 0, or a negative errno: -ENOTCONN
+ * (not connected), -ENOTSOCK, -EBADF.
+ *  - SHUT_WR (half-close): the peer's recv sees EOF (0) once it has read
+ *    what was sent before; this side can still receive.
+ *  - SHUT_RD: a recv on @fd that finds nothing buffered returns 0 (EOF)
+ *    from then on, also one that is in flight when the shutdown lands.
+ *  - SHUT_RDWR: both; a later send fails with -EPIPE.
+ * Returns 0, or -EINVAL (NULL @io; another @how, which polling @io then
+ * returns too), or -EBUSY (see weft_io_prep_accept).
+ */
+WEFT_API int weft_io_prep_shutdown(weft_io *io, int fd, int how);
 
 /**
  * weft_send_all: send all @len bytes, looping on partial sends (Tokio's

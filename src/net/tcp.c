@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * TCP: listening sockets by plain syscalls (they complete at once), and the
- * op kinds accept, connect, recv and send.
+ * op kinds accept, connect, recv, send and shutdown.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -121,6 +121,14 @@ static int send_prep(struct weft__op *op, struct io_uring_sqe *sqe,
 	return 0;
 }
 
+static int shutdown_prep(struct weft__op *op, struct io_uring_sqe *sqe,
+			 const weft_io *io)
+{
+	(void)op;
+	io_uring_prep_shutdown(sqe, io->_fd, (int)io->_flags);
+	return 0;
+}
+
 static const struct weft__op_kind accept_kind = {
 	.prep = accept_prep, .discard = accept_discard,
 };
@@ -133,6 +141,9 @@ static const struct weft__op_kind recv_kind = {
 };
 static const struct weft__op_kind send_kind = {
 	.prep = send_prep,
+};
+static const struct weft__op_kind shutdown_kind = {
+	.prep = shutdown_prep,
 };
 
 WEFT_API int weft_io_prep_accept(weft_io *io, int listen_fd)
@@ -183,4 +194,16 @@ WEFT_API int weft_io_prep_send(weft_io *io, int fd, const void *buf,
 	if (!err)
 		io->_flags = (uint32_t)flags;
 	return err;
+}
+
+WEFT_API int weft_io_prep_shutdown(weft_io *io, int fd, int how)
+{
+	int err = weft__io_prep(io, &shutdown_kind, fd);
+
+	if (err)
+		return err;
+	if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
+		return weft__io_prep_fail(io, -EINVAL);
+	io->_flags = (uint32_t)how;
+	return 0;
 }
