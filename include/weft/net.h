@@ -128,6 +128,11 @@ WEFT_API int weft_io_prep_connect(weft_io *io, const struct sockaddr *addr,
  * @buf must stay valid while the op may be in flight (see weft/io.h).
  * @flags: recv(2) flags. Returns 0, or -EINVAL (NULL @io, NULL @buf with a
  * non-zero @len).
+ *
+ * A peer reset (RST) is reported once, to the first recv or send after it
+ * (in flight or new): -ECONNRESET, after any bytes that arrived before
+ * it; from then on recvs return 0 and sends -EPIPE. docs/io.md ("Shutdown
+ * and half-close") lists what each fault returns.
  */
 WEFT_API int weft_io_prep_recv(weft_io *io, int fd, void *buf, size_t len,
 			       int flags);
@@ -135,8 +140,10 @@ WEFT_API int weft_io_prep_recv(weft_io *io, int fd, void *buf, size_t len,
 /**
  * Send up to @len bytes from @buf on @fd (MSG_NOSIGNAL is always added, so
  * a closed peer gives -EPIPE, not SIGPIPE). Result: bytes sent (possibly
- * fewer than @len; see weft_send_all) or a negative errno. @len is clamped
- * as for weft_io_prep_recv(). Same return values.
+ * fewer than @len; see weft_send_all) or a negative errno: -EPIPE after
+ * our SHUT_WR or after a reset was reported, -ECONNRESET for the first op
+ * after a reset (see weft_io_prep_recv()). @len is clamped as for
+ * weft_io_prep_recv(). Same return values.
  */
 WEFT_API int weft_io_prep_send(weft_io *io, int fd, const void *buf,
 			       size_t len, int flags);
@@ -147,9 +154,11 @@ WEFT_API int weft_io_prep_send(weft_io *io, int fd, const void *buf,
  * open (close it as usual). Result: 0, or a negative errno: -ENOTCONN
  * (not connected), -ENOTSOCK, -EBADF.
  *  - SHUT_WR (half-close): the peer's recv sees EOF (0) once it has read
- *    what was sent before; this side can still receive.
+ *    what was sent before; this side can still receive, and its sends
+ *    fail with -EPIPE.
  *  - SHUT_RD: a recv on @fd that finds nothing buffered returns 0 (EOF)
- *    from then on, also one that is in flight when the shutdown lands.
+ *    from then on, also one that is in flight when the shutdown lands
+ *    (Linux still queues TCP data that arrives later; a recv returns it).
  *  - SHUT_RDWR: both; a later send fails with -EPIPE.
  * Returns 0, or -EINVAL (NULL @io; another @how, which polling @io then
  * returns too), or -EBUSY (see weft_io_prep_accept).
