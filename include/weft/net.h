@@ -56,8 +56,9 @@ WEFT_API int weft_tcp_listen(const char *host, uint16_t port, int backlog);
 #define WEFT_TCP_V6ONLY (1 << 1)
 
 /**
- * weft_tcp_listen() with options: a TCP socket bound to @host:@port (port
- * 0: the kernel picks) with SO_REUSEADDR, listening with @backlog (<= 0:
+ * weft_tcp_listen() with options: a TCP socket bound to @host:@port
+ * (@host numeric as for weft_addr_parse(), NULL: 127.0.0.1; port 0: the
+ * kernel picks) with SO_REUSEADDR, listening with @backlog (<= 0:
  * SOMAXCONN). @flags: 0 or WEFT_TCP_REUSEPORT | WEFT_TCP_V6ONLY.
  * Returns the listening fd (>= 0, the caller's), or -EINVAL (bad host,
  * unknown @flags bits, WEFT_TCP_V6ONLY with an IPv4 @host), -EADDRINUSE
