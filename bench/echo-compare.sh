@@ -35,7 +35,9 @@
 # pass says so and is skipped.
 #
 # Environment, when the option is not given: ECHO_ROUNDS, ECHO_DURATION,
-# ECHO_WORKERS, ECHO_CELLS, ECHO_THREADS, ECHO_SYSCALLS.
+# ECHO_WORKERS, ECHO_CELLS, ECHO_THREADS, ECHO_SYSCALLS; and ECHO_WEFT_ARGS,
+# options for weft's echo-server (default --streams: an accept stream and
+# multishot recv into provided buffers; "" for a recv op per message).
 #
 # The soft limit on open files is raised to the hard limit (1,000
 # connections on loopback take ~1,000 fds in the client and as many in the
@@ -114,6 +116,7 @@ case $syscalls in 0 | '') syscalls=0 ;; *) syscalls=1 ;; esac
 
 srcdir=$(cd "$(dirname "$0")/.." && pwd) || exit 1
 weft_server=$builddir/examples/echo-server
+weft_args=${ECHO_WEFT_ARGS---streams}
 client=$builddir/bench/echo-client
 startup_timeout=10 # seconds to wait for the "listening on" line
 for prog in "$weft_server" "$client"; do
@@ -160,7 +163,10 @@ start_server() {
 	# the background child, maybe after the first grep has read the
 	# previous server's line.
 	: >"$tmp/server.out"
-	"$2" --port 0 --workers "$workers" >"$tmp/server.out" \
+	extra=
+	[ "$1" = weft ] && extra=$weft_args
+	# shellcheck disable=SC2086 # $extra: words on purpose
+	"$2" --port 0 --workers "$workers" $extra >"$tmp/server.out" \
 		2>"$tmp/server.err" &
 	server_pid=$!
 	port=

@@ -16,47 +16,12 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include "helpers.h"
+#include "net_helpers.h"
 
 static int64_t recv_once(weft_runtime *rt, int fd, size_t len)
 {
 	static unsigned char buf[65536];
-	weft_io io = WEFT_IO_INIT;
-	weft_io_prep_recv(&io, fd, buf, len, 0);
-	return wt_op_run(rt, &io);
-}
-
-static int64_t send_once(weft_runtime *rt, int fd, const void *b, size_t n)
-{
-	weft_io io = WEFT_IO_INIT;
-	weft_io_prep_send(&io, fd, b, n, 0);
-	return wt_op_run(rt, &io);
-}
-
-/* A connected TCP pair made with plain syscalls. */
-static void tcp_pair(int *a, int *b)
-{
-	int lfd = weft_tcp_listen("127.0.0.1", 0, 4);
-	cr_assert_geq(lfd, 0);
-	struct sockaddr_in sin = { .sin_family = AF_INET,
-				   .sin_port = htons(
-					   (uint16_t)weft_tcp_local_port(lfd)),
-				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	*a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_geq(*a, 0);
-	cr_assert_eq(connect(*a, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	*b = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	cr_assert_geq(*b, 0);
-	close(lfd);
-}
-
-/* Make the peer's close send a RST instead of a FIN. */
-static void close_with_reset(int fd)
-{
-	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-	cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)),
-		     0);
-	close(fd);
+	return wt_recv_op(rt, fd, buf, len);
 }
 
 /* --- EOF and resets ---------------------------------------------------- */
@@ -82,7 +47,7 @@ WT_RT_TEST(net_err, pending_recv_sees_peer_close)
 	/* The recv is in flight (PENDING) when the peer closes. */
 	weft_runtime *rt = wt_rt_new(cfg);
 	int a, b;
-	tcp_pair(&a, &b);
+	wt_tcp_pair(&a, &b);
 	static unsigned char buf[64];
 	weft_io io = WEFT_IO_INIT;
 	struct wt_counters c = { 0 };
@@ -102,8 +67,8 @@ WT_RT_TEST(net_err, recv_after_reset_is_econnreset)
 {
 	weft_runtime *rt = wt_rt_new(cfg);
 	int a, b;
-	tcp_pair(&a, &b);
-	close_with_reset(b);
+	wt_tcp_pair(&a, &b);
+	wt_close_with_reset(b);
 	cr_expect_eq(recv_once(rt, a, 100), -ECONNRESET);
 	close(a);
 	wt_rt_free(rt);
@@ -113,14 +78,14 @@ WT_RT_TEST(net_err, send_to_reset_peer_fails_without_sigpipe)
 {
 	weft_runtime *rt = wt_rt_new(cfg);
 	int a, b;
-	tcp_pair(&a, &b);
-	close_with_reset(b);
+	wt_tcp_pair(&a, &b);
+	wt_close_with_reset(b);
 	static unsigned char buf[65536];
 	int64_t res = 0;
 	/* The first send may still be accepted by the local stack; keep
 	 * going until the error surfaces. SIGPIPE would kill the test. */
 	for (int i = 0; i < 100 && res >= 0; i++)
-		res = send_once(rt, a, buf, sizeof(buf));
+		res = wt_send_op(rt, a, buf, sizeof(buf));
 	cr_expect(res == -EPIPE || res == -ECONNRESET, "send gave %lld (%s)",
 		  (long long)res, weft_strerror((int)res));
 	close(a);
@@ -134,7 +99,7 @@ WT_RT_TEST(net_err, send_after_peer_closed_is_epipe)
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
 		     0);
 	close(sv[1]);
-	cr_expect_eq(send_once(rt, sv[0], "x", 1), -EPIPE);
+	cr_expect_eq(wt_send_op(rt, sv[0], "x", 1), -EPIPE);
 	close(sv[0]);
 	wt_rt_free(rt);
 }
@@ -187,7 +152,7 @@ WT_RT_TEST(net_err, ops_on_bad_fd_are_ebadf)
 		int fd = bad[i];
 		weft_io io;
 		cr_expect_eq(recv_once(rt, fd, 10), -EBADF, "recv fd %d", fd);
-		cr_expect_eq(send_once(rt, fd, "x", 1), -EBADF, "send fd %d",
+		cr_expect_eq(wt_send_op(rt, fd, "x", 1), -EBADF, "send fd %d",
 			     fd);
 		weft_io_prep_accept(&io, fd);
 		cr_expect_eq(wt_op_run(rt, &io), -EBADF, "accept fd %d", fd);
@@ -207,7 +172,7 @@ WT_RT_TEST(net_err, ops_on_closed_fd_are_ebadf)
 	close(sv[1]);
 	/* Nothing else in this test opens fds, so the numbers stay free. */
 	cr_expect_eq(recv_once(rt, sv[0], 10), -EBADF);
-	cr_expect_eq(send_once(rt, sv[1], "x", 1), -EBADF);
+	cr_expect_eq(wt_send_op(rt, sv[1], "x", 1), -EBADF);
 	wt_rt_free(rt);
 }
 
@@ -434,7 +399,7 @@ Test(net_err, no_sigpipe_on_send, .init = sigpipe_fatal, .timeout = 10,
 		     0);
 	close(sv[1]);
 	for (int i = 0; i < 3; i++)
-		cr_expect_eq(send_once(rt, sv[0], "abc", 3), -EPIPE);
+		cr_expect_eq(wt_send_op(rt, sv[0], "abc", 3), -EPIPE);
 	close(sv[0]);
 	wt_rt_free(rt);
 }

@@ -210,6 +210,11 @@ WEFT_API int weft_co_connect(const struct sockaddr *addr, socklen_t addrlen,
 WEFT_API int weft_co_tcp_connect(const char *host, uint16_t port,
 				 uint64_t deadline_ns);
 
+/** shutdown(2) @fd (weft_io_prep_shutdown): @how is SHUT_RD, SHUT_WR or
+ * SHUT_RDWR; 0, -EINVAL (another @how), -ENOTCONN, -ENOTSOCK, -EBADF.
+ * The fd stays open. */
+WEFT_API int weft_co_shutdown(int fd, int how, uint64_t deadline_ns);
+
 /** Close @fd through the ring; @fd is gone whatever the result. */
 WEFT_API int weft_co_close(int fd);
 

@@ -1,10 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * TCP over io_uring. Listening sockets are made with plain syscalls
- * (socket, bind and listen complete at once); accept, connect, recv and
- * send are op futures (weft_io, prepared with weft_io_prep_*), and
- * weft_send_all / weft_recv_exact loop over them. Close any fd with
- * weft_io_prep_close() (weft/io.h). All fds are created with SOCK_CLOEXEC.
+ * (socket, bind and listen complete at once), and so are socket options;
+ * accept, connect, recv, send and shutdown are op futures (weft_io,
+ * prepared with weft_io_prep_*), and weft_send_all / weft_recv_exact loop
+ * over them. Close any fd with weft_io_prep_close() (weft/io.h). All fds
+ * are created with SOCK_CLOEXEC.
+ *
+ * TCP_NODELAY is on by default for every socket weft accepts
+ * (weft_io_prep_accept) or connects (weft_io_prep_connect,
+ * weft_tcp_connect): small writes go out at once instead of waiting for
+ * the peer's delayed ACK (up to 40 ms on Linux), as a request/response
+ * protocol wants. Turn Nagle back on with weft_tcp_set_nodelay(fd, false).
  * NULL: see weft/core.h.
  */
 #ifndef WEFT_NET_H
@@ -36,6 +43,56 @@ WEFT_API int weft_addr_parse(const char *host, uint16_t port,
  * Thread-safe.
  */
 WEFT_API int weft_tcp_listen(const char *host, uint16_t port, int backlog);
+
+/** weft_tcp_listen_opts @flags: set SO_REUSEPORT before bind, so that
+ * several sockets (each with the flag, of the same user) listen on one
+ * port and the kernel spreads new connections among them by a hash of
+ * the peer's address and port. */
+#define WEFT_TCP_REUSEPORT (1 << 0)
+/** weft_tcp_listen_opts @flags: an IPv6 socket takes IPv6 connections
+ * only (IPV6_V6ONLY). Without it an IPv6 socket bound to "::" takes IPv4
+ * connections too (as ::ffff:a.b.c.d), whatever the
+ * net.ipv6.bindv6only sysctl says. */
+#define WEFT_TCP_V6ONLY (1 << 1)
+
+/**
+ * weft_tcp_listen() with options: a TCP socket bound to @host:@port
+ * (@host numeric as for weft_addr_parse(), NULL: 127.0.0.1; port 0: the
+ * kernel picks) with SO_REUSEADDR, listening with @backlog (<= 0:
+ * SOMAXCONN). @flags: 0 or WEFT_TCP_REUSEPORT | WEFT_TCP_V6ONLY.
+ * Returns the listening fd (>= 0, the caller's), or -EINVAL (bad host,
+ * unknown @flags bits, WEFT_TCP_V6ONLY with an IPv4 @host), -EADDRINUSE
+ * (the port is taken, also by a socket without SO_REUSEPORT when @flags
+ * has it), -EADDRNOTAVAIL, or another negative errno from
+ * socket/setsockopt/bind/listen. Thread-safe.
+ */
+WEFT_API int weft_tcp_listen_opts(const char *host, uint16_t port,
+				  int backlog, int flags);
+
+/**
+ * Turn Nagle's algorithm off (@on: TCP_NODELAY set) or back on for the
+ * TCP socket @fd. Sockets weft accepts or connects start with it off
+ * (see the top of this header). Synchronous (one setsockopt(2)).
+ * Returns 0, or -EBADF (@fd is not open), -ENOTSOCK (not a socket),
+ * -EOPNOTSUPP (a socket, but not TCP). Thread-safe.
+ */
+WEFT_API int weft_tcp_set_nodelay(int fd, bool on);
+
+/**
+ * Configure TCP keepalive on @fd: after @idle_s seconds without data the
+ * kernel sends a probe every @interval_s seconds, and after @count
+ * unanswered probes it drops the connection; an op on it then fails with
+ * -ETIMEDOUT. @idle_s = @interval_s = @count = 0 turns keepalive off (the
+ * default of a new socket). Synchronous (setsockopt(2) of SO_KEEPALIVE,
+ * TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT).
+ * Returns 0, or -EINVAL (some but not all of the three are 0, @idle_s or
+ * @interval_s above 32767, @count above 127: the kernel's limits; nothing
+ * is changed), -EBADF, -ENOTSOCK, -EOPNOTSUPP (a socket, but not TCP; when
+ * turning keepalive on: turning it off is a socket-level option that
+ * every socket accepts). Thread-safe.
+ */
+WEFT_API int weft_tcp_set_keepalive(int fd, unsigned idle_s,
+				    unsigned interval_s, unsigned count);
 
 /**
  * The local port of a bound socket, or a negative errno (getsockname).
@@ -72,6 +129,11 @@ WEFT_API int weft_io_prep_connect(weft_io *io, const struct sockaddr *addr,
  * @buf must stay valid while the op may be in flight (see weft/io.h).
  * @flags: recv(2) flags. Returns 0, or -EINVAL (NULL @io, NULL @buf with a
  * non-zero @len).
+ *
+ * A peer reset (RST) is reported once, to the first recv or send after it
+ * (in flight or new): -ECONNRESET, after any bytes that arrived before
+ * it; from then on recvs return 0 and sends -EPIPE. docs/io.md ("Shutdown
+ * and half-close") lists what each fault returns.
  */
 WEFT_API int weft_io_prep_recv(weft_io *io, int fd, void *buf, size_t len,
 			       int flags);
@@ -79,8 +141,10 @@ WEFT_API int weft_io_prep_recv(weft_io *io, int fd, void *buf, size_t len,
 /**
  * Send up to @len bytes from @buf on @fd (MSG_NOSIGNAL is always added, so
  * a closed peer gives -EPIPE, not SIGPIPE). Result: bytes sent (possibly
- * fewer than @len; see weft_send_all) or a negative errno. @len is clamped
- * as for weft_io_prep_recv(). Same return values.
+ * fewer than @len; see weft_send_all) or a negative errno: -EPIPE after
+ * our SHUT_WR or after a reset was reported, -ECONNRESET for the first op
+ * after a reset (see weft_io_prep_recv()). @len is clamped as for
+ * weft_io_prep_recv(). Same return values.
  */
 WEFT_API int weft_io_prep_send(weft_io *io, int fd, const void *buf,
 			       size_t len, int flags);
@@ -99,6 +163,23 @@ WEFT_API int weft_io_prep_send(weft_io *io, int fd, const void *buf,
  */
 WEFT_API int weft_io_prep_send_zc(weft_io *io, int fd, const void *buf,
 				  size_t len, int flags);
+
+/**
+ * Shut down part of the full-duplex connection on @fd (shutdown(2),
+ * IORING_OP_SHUTDOWN): @how is SHUT_RD, SHUT_WR or SHUT_RDWR. The fd stays
+ * open (close it as usual). Result: 0, or a negative errno: -ENOTCONN
+ * (not connected), -ENOTSOCK, -EBADF.
+ *  - SHUT_WR (half-close): the peer's recv sees EOF (0) once it has read
+ *    what was sent before; this side can still receive, and its sends
+ *    fail with -EPIPE.
+ *  - SHUT_RD: a recv on @fd that finds nothing buffered returns 0 (EOF)
+ *    from then on, also one that is in flight when the shutdown lands
+ *    (Linux still queues TCP data that arrives later; a recv returns it).
+ *  - SHUT_RDWR: both; a later send fails with -EPIPE.
+ * Returns 0, or -EINVAL (NULL @io; another @how, which polling @io then
+ * returns too), or -EBUSY (see weft_io_prep_accept).
+ */
+WEFT_API int weft_io_prep_shutdown(weft_io *io, int fd, int how);
 
 /**
  * weft_send_all: send all @len bytes, looping on partial sends (Tokio's

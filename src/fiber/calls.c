@@ -185,6 +185,15 @@ WEFT_API int weft_co_tcp_connect(const char *host, uint16_t port,
 	return (int)res;
 }
 
+WEFT_API int weft_co_shutdown(int fd, int how, uint64_t deadline_ns)
+{
+	weft_io io = WEFT_IO_INIT;
+
+	ON_FIBER();
+	weft_io_prep_shutdown(&io, fd, how);
+	return (int)await_io(&io, deadline_ns);
+}
+
 WEFT_API int weft_co_close(int fd)
 {
 	weft_io io = WEFT_IO_INIT;

@@ -11,6 +11,7 @@
 
 #include "io/bufpool.h"
 #include "io/op.h"
+#include "net/sockopt.h"
 
 /* ---- accept ---- */
 
@@ -99,6 +100,8 @@ WEFT_API weft_poll weft_accept_stream_next(weft_accept_stream *s, weft_cx *cx,
 	}
 	if (weft__ms_poll_next(&s->_io, cx, &res, &bid) == WEFT_PENDING)
 		return WEFT_PENDING;
+	if (res >= 0)
+		weft__tcp_nodelay_default(res); /* as the accept op (net.h) */
 	if (fd)
 		*fd = res;
 	else if (res >= 0)

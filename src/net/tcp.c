@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * TCP: listening sockets by plain syscalls (they complete at once), and the
- * op kinds accept, connect, recv and send.
+ * op kinds accept, connect, recv, send and shutdown. Accepted and
+ * connected sockets get TCP_NODELAY (net/sockopt.c).
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,20 +14,42 @@
 #include <weft/net.h>
 
 #include "io/op.h"
+#include "net/sockopt.h"
 
-WEFT_API int weft_tcp_listen(const char *host, uint16_t port, int backlog)
+/* Set the int option @name to @v; false (errno set) on failure. */
+static bool set_opt(int fd, int level, int name, int v)
+{
+	return setsockopt(fd, level, name, &v, sizeof(v)) == 0;
+}
+
+WEFT_API int weft_tcp_listen_opts(const char *host, uint16_t port,
+				  int backlog, int flags)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	int fd, one = 1, err;
+	int fd, err;
 
+	if (flags & ~(WEFT_TCP_REUSEPORT | WEFT_TCP_V6ONLY))
+		return -EINVAL;
 	err = weft_addr_parse(host, port, &ss, &len);
 	if (err)
 		return err;
+	if ((flags & WEFT_TCP_V6ONLY) && ss.ss_family != AF_INET6)
+		return -EINVAL;
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	/*
+	 * IPV6_V6ONLY is set either way on an IPv6 socket, so that whether
+	 * "::" also takes IPv4 connections depends on @flags, not on the
+	 * net.ipv6.bindv6only sysctl.
+	 */
+	if (!set_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1) ||
+	    ((flags & WEFT_TCP_REUSEPORT) &&
+	     !set_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1)) ||
+	    (ss.ss_family == AF_INET6 &&
+	     !set_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY,
+		      !!(flags & WEFT_TCP_V6ONLY))) ||
 	    bind(fd, (struct sockaddr *)&ss, len) < 0 ||
 	    listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0) {
 		err = -errno;
@@ -33,6 +57,11 @@ WEFT_API int weft_tcp_listen(const char *host, uint16_t port, int backlog)
 		return err;
 	}
 	return fd;
+}
+
+WEFT_API int weft_tcp_listen(const char *host, uint16_t port, int backlog)
+{
+	return weft_tcp_listen_opts(host, port, backlog, 0);
 }
 
 WEFT_API int weft_tcp_local_port(int fd)
@@ -68,6 +97,15 @@ static int accept_prep(struct weft__op *op, struct io_uring_sqe *sqe,
 	return accept_reprep(op, sqe);
 }
 
+/* Nagle off by default (net.h); a Unix listener's socket refuses it. */
+static int64_t accept_complete(struct weft__op *op, int32_t res)
+{
+	(void)op;
+	if (res >= 0)
+		weft__tcp_nodelay_default(res);
+	return res;
+}
+
 static void accept_discard(struct weft__op *op, int32_t res)
 {
 	(void)op;
@@ -84,6 +122,8 @@ static int connect_prep(struct weft__op *op, struct io_uring_sqe *sqe,
 	op->fd = socket(op->u.addr.sin6_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (op->fd < 0)
 		return -errno;
+	/* Before the connect: no segment of the connection sees Nagle. */
+	weft__tcp_nodelay_default(op->fd);
 	io_uring_prep_connect(sqe, op->fd, (const struct sockaddr *)&op->u.addr,
 			      len);
 	return 0;
@@ -126,8 +166,17 @@ static int send_prep(struct weft__op *op, struct io_uring_sqe *sqe,
 	return 0;
 }
 
+static int shutdown_prep(struct weft__op *op, struct io_uring_sqe *sqe,
+			 const weft_io *io)
+{
+	(void)op;
+	io_uring_prep_shutdown(sqe, io->_fd, (int)io->_flags);
+	return 0;
+}
+
 static const struct weft__op_kind accept_kind = {
-	.prep = accept_prep, .discard = accept_discard,
+	.prep = accept_prep,
+	.complete = accept_complete, .discard = accept_discard,
 	.backoff = weft__accept_backoff, .reprep = accept_reprep,
 };
 static const struct weft__op_kind connect_kind = {
@@ -139,6 +188,9 @@ static const struct weft__op_kind recv_kind = {
 };
 static const struct weft__op_kind send_kind = {
 	.prep = send_prep,
+};
+static const struct weft__op_kind shutdown_kind = {
+	.prep = shutdown_prep,
 };
 
 WEFT_API int weft_io_prep_accept(weft_io *io, int listen_fd)
@@ -189,4 +241,16 @@ WEFT_API int weft_io_prep_send(weft_io *io, int fd, const void *buf,
 	if (!err)
 		io->_flags = (uint32_t)flags;
 	return err;
+}
+
+WEFT_API int weft_io_prep_shutdown(weft_io *io, int fd, int how)
+{
+	int err = weft__io_prep(io, &shutdown_kind, fd);
+
+	if (err)
+		return err;
+	if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
+		return weft__io_prep_fail(io, -EINVAL);
+	io->_flags = (uint32_t)how;
+	return 0;
 }
