@@ -87,7 +87,7 @@ static void rearm(struct weft__driver *d, struct weft__op *op);
 
 /* Owner: no buffer was free for @op. Wait on the driver's list unless
  * buffers came back meanwhile. */
-static void starve(struct weft__driver *d, struct weft__op *op)
+void weft__ms_starve(struct weft__driver *d, struct weft__op *op)
 {
 	struct weft__bufpool *p = ms_of(op)->pool;
 
@@ -138,7 +138,7 @@ static void rearm(struct weft__driver *d, struct weft__op *op)
 		return;
 	}
 	if (err == -ENOBUFS) {
-		starve(d, op);
+		weft__ms_starve(d, op);
 		return;
 	}
 	finish(op, err);
@@ -281,7 +281,7 @@ void weft__ms_complete(struct weft__driver *d, struct weft__op *op,
 		rearm(d, op);
 		break;
 	case STARVE:
-		starve(d, op);
+		weft__ms_starve(d, op);
 		break;
 	case BACKOFF:
 		if (weft__op_start_backoff(d, op, op->retry_ms))

@@ -291,6 +291,13 @@ static int op_submit(struct weft__driver *d, struct weft__op *op,
 	sqe = weft__ring_sqe(&d->ring);
 	int err = op->kind->prep(op, sqe, io);
 
+	if (err == -ENOBUFS && op->kind->multishot) {
+		/* A stream with no buffer to receive into yet: it waits for
+		 * one on the driver's list instead of failing. */
+		nop_out(sqe);
+		weft__ms_starve(d, op);
+		return 0;
+	}
 	if (err) {
 		/* The SQE is already taken from the ring: make it a NOP
 		 * whose (ignored) CQE names no record. */

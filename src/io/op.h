@@ -285,6 +285,9 @@ int weft__op_resubmit(struct weft__driver *d, struct weft__op *op);
 void weft__ms_complete(struct weft__driver *d, struct weft__op *op,
 		       int32_t res, uint32_t cflags);
 bool weft__ms_cancel_idle(struct weft__driver *d, struct weft__op *op);
+/* multishot.c, owner: @op found no free buffer: wait on the driver's list
+ * (the driver's reference goes with it). */
+void weft__ms_starve(struct weft__driver *d, struct weft__op *op);
 /* multishot.c, owner: buffers came back; submit the starved streams. */
 void weft__ms_rearm_starved(struct weft__driver *d);
 /* multishot.c, owner at exit: end the streams still starved. */
