@@ -190,6 +190,9 @@ static void echo_parse(int argc, char **argv, weft_runtime_config *cfg)
 			break;
 		case 's':
 			echo.streams = true;
+			/* 1,024 x 4 KiB per worker: 1,000 connections with a
+			 * message each in flight do not run the pool dry. */
+			cfg->buf_count = 1024;
 			break;
 		case 'h':
 			echo_usage(stdout);
