@@ -63,12 +63,18 @@ struct weft__bufpool *weft__bufpool_get(struct weft__driver *d)
 	p->owner = d;
 	p->nbufs = d->buf_count;
 	p->size = d->buf_size;
+	/* A buffer given back from another thread holds a stack entry: a
+	 * buffer smaller than one (or not a multiple of its size) would
+	 * have it written over its neighbours. */
+	p->stride = (p->size + sizeof(ck_stack_entry_t) - 1) /
+		    sizeof(ck_stack_entry_t) * sizeof(ck_stack_entry_t);
 	atomic_init(&p->refs, 1);
 	atomic_init(&p->starving, false);
 	ck_stack_init(&p->remote);
-	/* 64-byte aligned buffers: each holds a stack entry when given back
-	 * from another thread. */
-	if (posix_memalign((void **)&p->mem, 64, (size_t)p->nbufs * p->size))
+	/* 64-byte aligned memory, so each buffer (stride apart) can hold a
+	 * stack entry when given back from another thread. */
+	if (posix_memalign((void **)&p->mem, 64,
+			   (size_t)p->nbufs * p->stride))
 		goto fail;
 	if (!register_ring(d, p)) {
 		p->free = malloc(p->nbufs * sizeof(*p->free));
@@ -134,7 +140,7 @@ void weft__bufpool_drain(struct weft__bufpool *p)
 	while (e) {
 		ck_stack_entry_t *next = e->next;
 
-		put(p, (int32_t)(((unsigned char *)e - p->mem) / p->size));
+		put(p, (int32_t)(((unsigned char *)e - p->mem) / p->stride));
 		e = next;
 	}
 	if (p->owner->starved)

@@ -35,7 +35,9 @@ struct weft__bufpool {
 	struct weft__driver *owner;    /* immutable */
 	unsigned nbufs;                /* a power of two */
 	unsigned size;                 /* bytes per buffer */
-	unsigned char *mem;            /* nbufs * size */
+	unsigned stride;               /* bytes between buffers: size, but
+					* room for an aligned stack entry */
+	unsigned char *mem;            /* nbufs * stride */
 	struct io_uring_buf_ring *br;  /* NULL: the plain rung */
 	uint16_t bgid;
 	unsigned out;                  /* owner: buffers not in ring/free list */
@@ -55,7 +57,7 @@ struct weft__bufpool *weft__bufpool_get(struct weft__driver *d);
 static inline void *weft__bufpool_data(const struct weft__bufpool *p,
 				       int32_t bid)
 {
-	return p->mem + (size_t)bid * p->size;
+	return p->mem + (size_t)bid * p->stride;
 }
 
 /* Owner, plain rung: a free buffer's id, or -1 when none is free. */
