@@ -1473,3 +1473,66 @@ WT_TEST_T(streams, fiber_calls_with_deadlines, 30)
 		close(d.lfd);
 	}
 }
+
+/* ==== tiny buffers ==== */
+
+/*
+ * Buffers smaller than a pointer: one given back from another thread
+ * must not write over its neighbours (a free buffer holds the giver's
+ * stack link), whatever buf_size the runtime was given.
+ */
+struct tiny {
+	int fd;
+	weft_buf bufs[4];
+	atomic_int step; /* fiber 1: holds four; test 2: released one */
+};
+
+static void *recv_tiny(void *arg)
+{
+	struct tiny *t = arg;
+	weft_recv_stream s;
+	char seen[4];
+
+	FCHECK(weft_recv_stream_init(&s, t->fd) == 0);
+	for (int i = 0; i < 4; i++) {
+		int64_t n = weft_co_recv_next(&s, &t->bufs[i], in_ms(5000));
+		FCHECK(n == 1, "%lld", (long long)n);
+		seen[i] = *(char *)t->bufs[i].data;
+		FCHECK(seen[i] == "abcd"[i], "%c", seen[i]);
+	}
+	atomic_store(&t->step, 1);
+	fwait(&t->step, 2); /* the test thread released bufs[0] */
+	for (int i = 1; i < 4; i++) {
+		FCHECK(*(char *)t->bufs[i].data == seen[i],
+		       "buffer %d now holds %#x", i,
+		       *(unsigned char *)t->bufs[i].data);
+		weft_buf_release(&t->bufs[i]);
+	}
+	weft_recv_stream_drop(&s);
+	return NULL;
+}
+
+WT_TEST_T(recv_stream, tiny_buffers_given_back_remotely, 30)
+{
+	for (unsigned r = 0; r < NRUNGS; r++) {
+		for (unsigned size = 1; size <= 9; size += 4) {
+			weft_runtime *rt = rt_new(1, rungs[r], 4, size);
+			int a, b;
+
+			tcp_pair(&a, &b);
+			struct tiny t = { .fd = b };
+			weft_join *j = wt_go(rt, recv_tiny, &t, "receiver");
+			for (int i = 0; i < 4; i++) {
+				cr_assert_eq(write(a, "abcd" + i, 1), 1);
+				wt_sleep_ms(2);
+			}
+			cr_assert_eq(wt_wait_atomic_ge(&t.step, 1, 5000), 1);
+			weft_buf_release(&t.bufs[0]); /* not a worker */
+			atomic_store(&t.step, 2);
+			cr_assert_eq(wt_fiber_join(j, NULL), 0);
+			wt_rt_free(rt);
+			close(a);
+			close(b);
+		}
+	}
+}
