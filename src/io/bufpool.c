@@ -9,6 +9,11 @@
 #include "io/driver.h"
 #include "io/op.h"
 
+static struct weft__inbox *remote(struct weft__bufpool *p)
+{
+	return (struct weft__inbox *)(void *)&p->remote;
+}
+
 static void ring_add(struct weft__bufpool *p, int32_t bid)
 {
 	io_uring_buf_ring_add(p->br, weft__bufpool_data(p, bid), p->size,
@@ -70,7 +75,7 @@ struct weft__bufpool *weft__bufpool_get(struct weft__driver *d)
 		    sizeof(ck_stack_entry_t) * sizeof(ck_stack_entry_t);
 	atomic_init(&p->refs, 1);
 	atomic_init(&p->starving, false);
-	ck_stack_init(&p->remote);
+	weft__inbox_init(remote(p));
 	/* 64-byte aligned memory, so each buffer (stride apart) can hold a
 	 * stack entry when given back from another thread. */
 	if (posix_memalign((void **)&p->mem, 64,
@@ -123,8 +128,8 @@ void weft__bufpool_give(struct weft__bufpool *p, int32_t bid)
 			weft__ms_rearm_starved(p->owner);
 		return;
 	}
-	ck_stack_push_upmc(&p->remote,
-			   (ck_stack_entry_t *)weft__bufpool_data(p, bid));
+	weft__inbox_push(remote(p),
+			 (ck_stack_entry_t *)weft__bufpool_data(p, bid));
 	/* seq_cst: the push before the load of starving (bufpool.h). */
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&p->starving, memory_order_relaxed))
@@ -133,7 +138,7 @@ void weft__bufpool_give(struct weft__bufpool *p, int32_t bid)
 
 void weft__bufpool_drain(struct weft__bufpool *p)
 {
-	ck_stack_entry_t *e = ck_stack_batch_pop_upmc(&p->remote);
+	ck_stack_entry_t *e = weft__inbox_take_all(remote(p));
 
 	if (!e)
 		return;

@@ -28,6 +28,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "io/inbox.h"
+
 struct weft__driver;
 
 struct weft__bufpool {
@@ -43,7 +45,15 @@ struct weft__bufpool {
 	unsigned out;                  /* owner: buffers not in ring/free list */
 	int32_t *free;                 /* owner: plain rung's free ids */
 	unsigned nfree;
-	ck_stack_t remote;             /* any thread: given back elsewhere */
+	/* Any thread: given back elsewhere. Used through io/inbox.h, whose
+	 * TSan build is the same stack with C11 atomics (TSan reports
+	 * ck_pr's volatile loads as races against the CAS); either way
+	 * ->head is what the driver's CK_STACK_ISEMPTY reads. */
+#if WEFT__TSAN
+	struct weft__inbox remote;
+#else
+	ck_stack_t remote;             /* struct weft__inbox's one member */
+#endif
 	_Atomic bool starving;         /* owner sets while streams starve */
 };
 
