@@ -421,6 +421,7 @@ static void *accept_then_hold(void *arg)
 }
 
 #define NQUEUED 8
+#define SMALL_PATTERN (32 * 1024)
 
 static void accept_drop_queued(unsigned flags, unsigned workers)
 {
@@ -466,22 +467,36 @@ WT_TEST_T(accept_stream, drop_closes_queued_connections, 60)
 
 /*
  * A stream dropped from a plain thread while its owner is busy: the
- * connections the kernel accepts around the cancel reach the record
- * after it was orphaned, and must be closed there (nobody will take
- * them).
+ * completions the kernel posts around the cancel (connections accepted,
+ * data received into the pool) reach the record after it was orphaned
+ * and must be released there, since nobody will take them. Which of
+ * them come before the cancel depends on the ring mode: with deferred
+ * task work the kernel accepts nothing until the owner enters, so the
+ * coop and plain modes are the ones that post them early.
  */
+static const unsigned ring_modes[] = { 0, WEFT_RT_NO_DEFER_TASKRUN,
+				       WEFT_RT_NO_COOP_TASKRUN };
+#define NMODES (sizeof(ring_modes) / sizeof(ring_modes[0]))
+
 struct poll_once {
-	weft_accept_stream *s;
+	weft_accept_stream *as; /* one of the two */
+	weft_recv_stream *rs;
 	atomic_int *polled;
 };
 
 static weft_poll poll_once_poll(void *self, weft_cx *cx, void *out)
 {
 	struct poll_once *p = self;
+	weft_buf b = WEFT_BUF_INIT;
+	int64_t res = 0;
 	int fd = 0;
 
-	WT_CHECK(weft_accept_stream_next(p->s, cx, &fd) == WEFT_PENDING,
-		 "fd %d", fd);
+	if (p->as)
+		WT_CHECK(weft_accept_stream_next(p->as, cx, &fd) ==
+				 WEFT_PENDING, "fd %d", fd);
+	else
+		WT_CHECK(weft_recv_stream_next(p->rs, cx, &b, &res) ==
+				 WEFT_PENDING, "res %lld", (long long)res);
 	atomic_store(p->polled, 1);
 	*(int64_t *)out = 0;
 	return WEFT_READY;
@@ -499,8 +514,26 @@ static int64_t busy_worker(void *arg)
 {
 	(void)arg;
 	atomic_store(&busy_started, 1);
-	wt_sleep_ms(200); /* blocks the worker: no reap meanwhile */
+	wt_sleep_ms(100); /* blocks the worker: no reap meanwhile */
 	return 0;
+}
+
+/* Arm the stream in @po on @rt's one worker, then block that worker
+ * with a task; returns the busy task. */
+static weft_join *arm_then_block(weft_runtime *rt, struct poll_once *po)
+{
+	static struct wt_call busy = { busy_worker, NULL };
+	weft_join *j, *jb;
+	int st;
+
+	atomic_store(&busy_started, 0);
+	wt_spawn(rt, &poll_once_desc, po, &j);
+	wt_join_wait(j, &st, NULL);
+	weft_join_drop(j);
+	cr_assert_eq(atomic_load(po->polled), 1);
+	wt_spawn(rt, &wt_call_desc, &busy, &jb);
+	cr_assert_eq(wt_wait_atomic_ge(&busy_started, 1, 5000), 1);
+	return jb;
 }
 
 static void accept_drop_remote(unsigned flags)
@@ -511,23 +544,16 @@ static void accept_drop_remote(unsigned flags)
 	int port = weft_tcp_local_port(lfd), c[NQUEUED];
 	weft_accept_stream s;
 	atomic_int polled = 0;
-	struct poll_once po = { &s, &polled };
-	struct wt_call busy = { busy_worker, NULL };
-	weft_join *j, *jb;
+	struct poll_once po = { .as = &s, .polled = &polled };
 	int st;
 
-	atomic_store(&busy_started, 0);
 	cr_assert_eq(weft_accept_stream_init(&s, lfd), 0);
-	wt_spawn(rt, &poll_once_desc, &po, &j);
-	wt_join_wait(j, &st, NULL);
-	weft_join_drop(j);
-	cr_assert_eq(atomic_load(&polled), 1);
-	wt_spawn(rt, &wt_call_desc, &busy, &jb);
-	cr_assert_eq(wt_wait_atomic_ge(&busy_started, 1, 5000), 1);
+	weft_join *jb = arm_then_block(rt, &po);
 	for (int i = 0; i < NQUEUED; i++) {
 		c[i] = connect_to(port);
 		cr_assert_geq(c[i], 0);
 	}
+	wt_sleep_ms(10); /* accepted, where the ring mode lets the kernel */
 	weft_accept_stream_drop(&s); /* the owner is busy: via its inbox */
 	wt_join_wait(jb, &st, NULL);
 	weft_join_drop(jb);
@@ -535,14 +561,69 @@ static void accept_drop_remote(unsigned flags)
 	for (int i = 0; i < NQUEUED; i++)
 		close(c[i]);
 	close(lfd);
-	cr_assert_eq(count_fds(), base, "rung %#x: accepted fds left open",
+	cr_assert_eq(count_fds(), base, "flags %#x: accepted fds left open",
 		     flags);
 }
 
 WT_TEST_T(accept_stream, drop_from_a_plain_thread_closes_late_arrivals, 30)
 {
 	for (unsigned r = 0; r < NRUNGS; r++)
-		accept_drop_remote(rungs[r]);
+		for (unsigned m = 0; m < NMODES; m++)
+			accept_drop_remote(rungs[r] | ring_modes[m]);
+}
+
+static void *recv_all(void *arg)
+{
+	weft_recv_stream s;
+	size_t *total = arg;
+
+	FCHECK(weft_recv_stream_init(&s, (int)*total) == 0);
+	*total = frecv_pattern(&s);
+	weft_recv_stream_drop(&s);
+	return NULL;
+}
+
+static void recv_drop_remote(unsigned flags)
+{
+	/* One buffer: lose it and the next stream starves for good. */
+	weft_runtime *rt = rt_new(1, flags, 1, 64);
+	int a1, b1, a2, b2, st;
+	unsigned char junk[1024];
+	weft_recv_stream s;
+	atomic_int polled = 0;
+	struct poll_once po = { .rs = &s, .polled = &polled };
+
+	tcp_pair(&a1, &b1);
+	tcp_pair(&a2, &b2);
+	memset(junk, 0x5a, sizeof(junk));
+	cr_assert_eq(weft_recv_stream_init(&s, b1), 0);
+	weft_join *jb = arm_then_block(rt, &po);
+	for (int i = 0; i < 16; i++) { /* one buffer each, if it can */
+		cr_assert_eq(write(a1, junk, 64), 64);
+		wt_sleep_ms(1);
+	}
+	weft_recv_stream_drop(&s);
+	wt_join_wait(jb, &st, NULL);
+	weft_join_drop(jb);
+	/* The one pool must carry a whole pattern now. */
+	size_t total = (size_t)b2;
+	weft_join *j = wt_go(rt, recv_all, &total, "receiver");
+	write_pattern(a2, SMALL_PATTERN, flags);
+	shutdown(a2, SHUT_WR);
+	cr_assert_eq(wt_fiber_join(j, NULL), 0);
+	cr_assert_eq(total, SMALL_PATTERN);
+	wt_rt_free(rt);
+	close(a1);
+	close(b1);
+	close(a2);
+	close(b2);
+}
+
+WT_TEST_T(recv_stream, drop_from_a_plain_thread_gives_late_buffers_back, 60)
+{
+	for (unsigned r = 0; r < NRUNGS; r++)
+		for (unsigned m = 0; m < NMODES; m++)
+			recv_drop_remote(rungs[r] | ring_modes[m]);
 }
 
 struct rdrop {
@@ -575,8 +656,6 @@ static void *recv_drop_then_again(void *arg)
 	weft_recv_stream_drop(&s);
 	return NULL;
 }
-
-#define SMALL_PATTERN (32 * 1024)
 
 static void recv_drop_queued(unsigned flags, unsigned workers)
 {

@@ -3,7 +3,7 @@
  * Stress for accept and recv streams (weft/multishot.h) on every rung.
  *
  * Each round: a runtime of 2-4 workers on a random rung (multishot or
- * not, buffer ring or not) with a small pool (8 x 64 B per worker, so
+ * not, buffer ring or not) and ring mode, with a small pool (8 x 64 B per worker, so
  * streams starve all the time). N TCP connections, each read by a task
  * polling a recv stream; a writer thread writes each connection's
  * pattern in random pieces (non-blocking), then shuts it down. Readers
@@ -45,6 +45,12 @@
 static const unsigned rungs[] = { 0, WEFT_RT_NO_MULTISHOT,
 				  WEFT_RT_NO_BUF_RING,
 				  WEFT_RT_NO_MULTISHOT | WEFT_RT_NO_BUF_RING };
+
+/* With deferred task work the kernel posts nothing until the owner
+ * enters; the other modes post completions at any moment, so more of
+ * them race a drop. */
+static const unsigned ring_modes[] = { 0, WEFT_RT_NO_DEFER_TASKRUN,
+				       WEFT_RT_NO_COOP_TASKRUN };
 
 static inline unsigned char pattern(unsigned conn, uint64_t k)
 {
@@ -135,6 +141,7 @@ static struct round {
 	struct conn c[MAX_CONNS];
 	atomic_bool writer_stop;
 	int lfd;
+	uint16_t port;
 	int clients[MAX_CLIENTS];
 	unsigned nclients;
 	atomic_int acc_drops, acc_taken;
@@ -405,6 +412,18 @@ static void tcp_pair(int *a, int *b)
 	close(l);
 }
 
+static void *connector_main(void *arg)
+{
+	struct stress_rng rng;
+
+	stress_rng_init(&rng, (uint64_t)R.nclients * 7919u + R.port);
+	for (unsigned i = (unsigned)(uintptr_t)arg; i < R.nclients; i++) {
+		R.clients[i] = connect_to(R.port);
+		stress_sleep_us((unsigned)stress_below(&rng, 300));
+	}
+	return NULL;
+}
+
 static weft_runtime *round_runtime(unsigned workers, unsigned flags)
 {
 	weft_runtime_config cfg;
@@ -431,7 +450,7 @@ static void run_round(unsigned round_no, struct stress_rng *rng)
 
 	memset(&R, 0, sizeof(R));
 	R.workers = 2 + (unsigned)stress_below(rng, 3);
-	R.flags = rungs[stress_below(rng, 4)];
+	R.flags = rungs[stress_below(rng, 4)] | ring_modes[stress_below(rng, 3)];
 	R.nconns = 4 + (unsigned)stress_below(rng, MAX_CONNS - 3);
 	R.rt = round_runtime(R.workers, R.flags);
 	stress_set_phase("readers");
@@ -458,8 +477,18 @@ static void run_round(unsigned round_no, struct stress_rng *rng)
 	a.take = (unsigned)stress_below(rng, R.nclients + 1);
 	STRESS_CHECK(weft_spawn(R.rt, &acceptor_desc, &a, &R.acc_join) == 0,
 		     "spawn");
-	for (unsigned i = 0; i < R.nclients; i++)
+	/* The first it takes; the rest come while it is being aborted, so
+	 * some are accepted around the cancel (after the drop). */
+	for (unsigned i = 0; i < a.take; i++)
 		R.clients[i] = connect_to(port);
+	pthread_t connector;
+	R.port = port;
+	STRESS_CHECK(pthread_create(&connector, NULL, connector_main,
+				    (void *)(uintptr_t)a.take) == 0,
+		     "connector thread");
+	stress_sleep_us((unsigned)stress_below(rng, 1500));
+	weft_task_abort(R.acc_join);
+	pthread_join(connector, NULL);
 
 	/* Abort random readers mid-stream. */
 	stress_set_phase("aborts");
@@ -476,7 +505,6 @@ static void run_round(unsigned round_no, struct stress_rng *rng)
 		atomic_fetch_add(&total_aborts, 1);
 	}
 	stress_sleep_us((unsigned)stress_below(rng, 5000));
-	weft_task_abort(R.acc_join);
 
 	if (by_shutdown) {
 		stress_set_phase("shutdown");
