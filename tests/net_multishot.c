@@ -125,6 +125,9 @@ static void accept_many(unsigned flags, unsigned workers)
 	metrics(rt, &m);
 	if (flags & WEFT_RT_NO_MULTISHOT)
 		cr_expect_geq(m.multishot_rearms, 49);
+	else /* one multishot accept took them all: the rung was taken */
+		cr_expect_lt(m.multishot_rearms, 5, "%llu rearms",
+			     (unsigned long long)m.multishot_rearms);
 	wt_rt_free(rt);
 	for (int i = 0; i < 50; i++)
 		close(c[i]);
@@ -227,6 +230,9 @@ static void recv_pattern(unsigned flags, unsigned workers, unsigned nbufs,
 	metrics(rt, &m);
 	if (hold > 1 && nbufs <= hold)
 		cr_expect_gt(m.bufring_enobufs, 0, "the pool never ran dry");
+	if (!flags && !nbufs) /* a pool that never ran dry: one op */
+		cr_expect_lt(m.multishot_rearms, 5, "%llu rearms",
+			     (unsigned long long)m.multishot_rearms);
 	wt_rt_free(rt);
 	close(a);
 	close(b);
@@ -1414,6 +1420,35 @@ WT_TEST_T(accept, single_shot_emfile_backs_off_and_recovers, 30)
 	int64_t fd = wt_op_join(j);
 	cr_assert_geq(fd, 0, "%lld", (long long)fd);
 	close((int)fd);
+	wt_rt_free(rt);
+	close(c);
+	close(lfd);
+}
+
+/* A deadline bounds the backoff: the accept ends at it (timed out, or
+ * the last -EMFILE) instead of waiting for descriptors. */
+WT_TEST_T(accept, single_shot_deadline_ends_a_backoff, 30)
+{
+	weft_runtime *rt = rt_new(1, 0, 0, 0);
+	int lfd = weft_tcp_listen("127.0.0.1", 0, 16);
+	int c = connect_to(weft_tcp_local_port(lfd)), fill[256], nfill;
+	struct rlimit rl;
+	weft_io io;
+
+	cr_assert_geq(c, 0);
+	nfill = exhaust_fds(fill, 256, &rl);
+	cr_assert_eq(weft_io_prep_accept(&io, lfd), 0);
+	cr_assert_eq(weft_io_set_timeout(&io, 300 * WT_MS), 0);
+	weft_join *j = wt_op_spawn(rt, &io, NULL);
+	int64_t res = wt_op_join(j); /* 5 s at most */
+	restore_fds(fill, nfill, &rl);
+	cr_assert(res == -ETIMEDOUT || res == -EMFILE, "%lld",
+		  (long long)res);
+	cr_assert_geq(wt_metrics(rt).accept_backoffs, 1);
+	/* Nobody took the connection. */
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	cr_assert_geq(fd, 0);
+	close(fd);
 	wt_rt_free(rt);
 	close(c);
 	close(lfd);
