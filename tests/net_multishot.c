@@ -251,57 +251,6 @@ WT_TEST_T(recv_stream, pattern_intact_through_a_dry_pool, 60)
 			recv_pattern(rungs[r], w, 4, 64, 4);
 }
 
-/* ---- EMFILE ---- */
-
-static void *accept_one(void *arg)
-{
-	struct acc *a = arg;
-	weft_accept_stream s;
-
-	FCHECK(weft_accept_stream_init(&s, a->lfd) == 0);
-	int fd = weft_co_accept_next(&s, (weft_now_ns() + 20000000000ull));
-	FCHECK(fd >= 0, "accept_next: %d", fd);
-	close(fd);
-	a->got++;
-	weft_accept_stream_drop(&s);
-	return NULL;
-}
-
-WT_TEST_T(accept_stream, emfile_backs_off_and_recovers, 30)
-{
-	weft_runtime *rt = rt_new(1, 0, 0, 0);
-	struct acc a = { .lfd = weft_tcp_listen("127.0.0.1", 0, 16) };
-	int c = connect_to(weft_tcp_local_port(a.lfd));
-	cr_assert_geq(c, 0);
-
-	/* Exhaust the descriptor table: lower the soft limit, then fill. */
-	struct rlimit rl;
-	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
-	struct rlimit low = { .rlim_cur = 256, .rlim_max = rl.rlim_max };
-	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
-	int fill[256], nfill = 0, fd;
-	while (nfill < 256 && (fd = dup(0)) >= 0)
-		fill[nfill++] = fd;
-	cr_assert_eq(errno, EMFILE);
-
-	weft_join *j = wt_go(rt, accept_one, &a, "acceptor");
-	sleep(1);
-	weft_runtime_metrics m;
-	metrics(rt, &m);
-	cr_expect_eq(a.got, 0);
-	cr_expect_geq(m.accept_backoffs, 2, "no backoff seen");
-	cr_expect_lt(m.accept_backoffs, 100, "%llu tries in a second",
-		     (unsigned long long)m.accept_backoffs);
-	while (nfill)
-		close(fill[--nfill]);
-	cr_assert_eq(wt_fiber_join(j, NULL), 0);
-	cr_assert_eq(a.got, 1);
-	setrlimit(RLIMIT_NOFILE, &rl);
-	wt_rt_free(rt);
-	close(c);
-	close(a.lfd);
-}
-
 /* ==== helpers for the tests below ==== */
 
 #define FOR_RUNGS_WORKERS(r, w)                      \
@@ -1376,82 +1325,134 @@ WT_TEST_T(streams, init_in_flight_is_ebusy, 30)
 
 /* ==== EMFILE on the library's single-shot accept ==== */
 
-/* Fill the descriptor table under a lowered limit; returns how many. */
-static int exhaust_fds(int *fill, int max, struct rlimit *saved)
-{
-	int n = 0, fd;
+/*
+ * A runtime of one worker on @flags, a listener with one connection in
+ * its backlog, and the descriptor table full (under a lowered limit):
+ * every accept fails with EMFILE until exhausted_refill.
+ */
+struct exhausted {
+	weft_runtime *rt;
+	int lfd, c;
+	int fill[256], nfill;
+	struct rlimit rl;
+};
 
-	cr_assert_eq(getrlimit(RLIMIT_NOFILE, saved), 0);
-	struct rlimit low = { .rlim_cur = 256, .rlim_max = saved->rlim_max };
+static void exhausted_open(struct exhausted *x, unsigned flags)
+{
+	int fd;
+
+	x->rt = rt_new(1, flags, 0, 0);
+	x->lfd = weft_tcp_listen("127.0.0.1", 0, 16);
+	x->c = connect_to(weft_tcp_local_port(x->lfd));
+	cr_assert_geq(x->c, 0);
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &x->rl), 0);
+	struct rlimit low = { .rlim_cur = 256, .rlim_max = x->rl.rlim_max };
 	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
-	while (n < max && (fd = dup(0)) >= 0)
-		fill[n++] = fd;
+	x->nfill = 0;
+	while (x->nfill < 256 && (fd = dup(0)) >= 0)
+		x->fill[x->nfill++] = fd;
 	cr_assert_eq(errno, EMFILE);
-	return n;
 }
 
-static void restore_fds(int *fill, int n, const struct rlimit *saved)
+/* Free the descriptors again. */
+static void exhausted_refill(struct exhausted *x)
 {
-	while (n)
-		close(fill[--n]);
-	cr_assert_eq(setrlimit(RLIMIT_NOFILE, saved), 0);
+	while (x->nfill)
+		close(x->fill[--x->nfill]);
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &x->rl), 0);
+}
+
+/* The connection is still in the backlog: nobody took it. */
+static void exhausted_backlog_kept(struct exhausted *x)
+{
+	int fd = accept4(x->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+	cr_assert_geq(fd, 0, "the connection was taken: %s",
+		      strerror(errno));
+	close(fd);
+}
+
+static void exhausted_close(struct exhausted *x)
+{
+	wt_rt_free(x->rt);
+	close(x->c);
+	close(x->lfd);
+}
+
+static void *accept_one(void *arg)
+{
+	struct acc *a = arg;
+	weft_accept_stream s;
+
+	FCHECK(weft_accept_stream_init(&s, a->lfd) == 0);
+	int fd = weft_co_accept_next(&s, (weft_now_ns() + 20000000000ull));
+	FCHECK(fd >= 0, "accept_next: %d", fd);
+	close(fd);
+	a->got++;
+	weft_accept_stream_drop(&s);
+	return NULL;
+}
+
+WT_TEST_T(accept_stream, emfile_backs_off_and_recovers, 30)
+{
+	struct exhausted x;
+
+	exhausted_open(&x, 0);
+	struct acc a = { .lfd = x.lfd };
+	weft_join *j = wt_go(x.rt, accept_one, &a, "acceptor");
+	sleep(1);
+	weft_runtime_metrics m;
+	metrics(x.rt, &m);
+	cr_expect_eq(a.got, 0);
+	cr_expect_geq(m.accept_backoffs, 2, "no backoff seen");
+	cr_expect_lt(m.accept_backoffs, 100, "%llu tries in a second",
+		     (unsigned long long)m.accept_backoffs);
+	exhausted_refill(&x);
+	cr_assert_eq(wt_fiber_join(j, NULL), 0);
+	cr_assert_eq(a.got, 1);
+	exhausted_close(&x);
 }
 
 WT_TEST_T(accept, single_shot_emfile_backs_off_and_recovers, 30)
 {
-	weft_runtime *rt = rt_new(1, 0, 0, 0);
-	int lfd = weft_tcp_listen("127.0.0.1", 0, 16);
-	int c = connect_to(weft_tcp_local_port(lfd)), fill[256], nfill;
-	struct rlimit rl;
+	struct exhausted x;
 	weft_io io;
 
-	cr_assert_geq(c, 0);
-	nfill = exhaust_fds(fill, 256, &rl);
-	cr_assert_eq(weft_io_prep_accept(&io, lfd), 0);
-	weft_join *j = wt_op_spawn(rt, &io, NULL);
+	exhausted_open(&x, 0);
+	cr_assert_eq(weft_io_prep_accept(&io, x.lfd), 0);
+	weft_join *j = wt_op_spawn(x.rt, &io, NULL);
 	sleep(1);
 	weft_runtime_metrics m;
-	metrics(rt, &m);
+	metrics(x.rt, &m);
 	cr_expect(!weft_join_is_finished(j));
 	cr_expect_geq(m.accept_backoffs, 2, "no backoff seen");
 	cr_expect_lt(m.accept_backoffs, 100, "%llu tries in a second",
 		     (unsigned long long)m.accept_backoffs);
-	restore_fds(fill, nfill, &rl);
+	exhausted_refill(&x);
 	int64_t fd = wt_op_join(j);
 	cr_assert_geq(fd, 0, "%lld", (long long)fd);
 	close((int)fd);
-	wt_rt_free(rt);
-	close(c);
-	close(lfd);
+	exhausted_close(&x);
 }
 
 /* A deadline bounds the backoff: the accept ends at it (timed out, or
  * the last -EMFILE) instead of waiting for descriptors. */
 WT_TEST_T(accept, single_shot_deadline_ends_a_backoff, 30)
 {
-	weft_runtime *rt = rt_new(1, 0, 0, 0);
-	int lfd = weft_tcp_listen("127.0.0.1", 0, 16);
-	int c = connect_to(weft_tcp_local_port(lfd)), fill[256], nfill;
-	struct rlimit rl;
+	struct exhausted x;
 	weft_io io;
 
-	cr_assert_geq(c, 0);
-	nfill = exhaust_fds(fill, 256, &rl);
-	cr_assert_eq(weft_io_prep_accept(&io, lfd), 0);
+	exhausted_open(&x, 0);
+	cr_assert_eq(weft_io_prep_accept(&io, x.lfd), 0);
 	cr_assert_eq(weft_io_set_timeout(&io, 300 * WT_MS), 0);
-	weft_join *j = wt_op_spawn(rt, &io, NULL);
+	weft_join *j = wt_op_spawn(x.rt, &io, NULL);
 	int64_t res = wt_op_join(j); /* 5 s at most */
-	restore_fds(fill, nfill, &rl);
+	exhausted_refill(&x);
 	cr_assert(res == -ETIMEDOUT || res == -EMFILE, "%lld",
 		  (long long)res);
-	cr_assert_geq(wt_metrics(rt).accept_backoffs, 1);
-	/* Nobody took the connection. */
-	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	cr_assert_geq(fd, 0);
-	close(fd);
-	wt_rt_free(rt);
-	close(c);
-	close(lfd);
+	cr_assert_geq(wt_metrics(x.rt).accept_backoffs, 1);
+	exhausted_backlog_kept(&x);
+	exhausted_close(&x);
 }
 
 /*
@@ -1472,44 +1473,33 @@ static void *accept_stream_forever(void *arg)
 
 static void drop_in_backoff(unsigned flags, bool stream)
 {
-	int base = count_fds();
-	weft_runtime *rt = rt_new(1, flags, 0, 0);
-	int lfd = weft_tcp_listen("127.0.0.1", 0, 16);
-	int c = connect_to(weft_tcp_local_port(lfd)), fill[256], nfill, st;
-	struct rlimit rl;
+	int base = count_fds(), st;
+	struct exhausted x;
 	weft_io io;
 	weft_join *j;
 
-	cr_assert_geq(c, 0);
-	nfill = exhaust_fds(fill, 256, &rl);
+	exhausted_open(&x, flags);
 	if (stream) {
-		j = wt_go(rt, accept_stream_forever, &lfd, "acceptor");
+		j = wt_go(x.rt, accept_stream_forever, &x.lfd, "acceptor");
 	} else {
-		cr_assert_eq(weft_io_prep_accept(&io, lfd), 0);
-		j = wt_op_spawn(rt, &io, NULL);
+		cr_assert_eq(weft_io_prep_accept(&io, x.lfd), 0);
+		j = wt_op_spawn(x.rt, &io, NULL);
 	}
-	cr_assert_geq(WAIT_METRIC(rt, accept_backoffs, 2), 2);
+	cr_assert_geq(WAIT_METRIC(x.rt, accept_backoffs, 2), 2);
 	weft_task_abort(j);
 	cr_assert(wt_join_wait_ms(j, &st, NULL, 5000));
 	weft_join_drop(j);
 	if (!stream)
 		cr_assert_eq(st, -ECANCELED);
 	weft_runtime_metrics m1, m2;
-	metrics(rt, &m1);
-	restore_fds(fill, nfill, &rl);
+	metrics(x.rt, &m1);
+	exhausted_refill(&x);
 	wt_sleep_ms(300); /* longer than the longest wait */
-	metrics(rt, &m2);
+	metrics(x.rt, &m2);
 	cr_assert_eq(m2.accept_backoffs, m1.accept_backoffs,
 		     "a dropped accept still backs off");
-	/* Nobody took the connection. */
-	struct pollfd pfd = { .fd = lfd, .events = POLLIN };
-	cr_assert_eq(poll(&pfd, 1, 0), 1);
-	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	cr_assert_geq(fd, 0);
-	close(fd);
-	wt_rt_free(rt);
-	close(c);
-	close(lfd);
+	exhausted_backlog_kept(&x);
+	exhausted_close(&x);
 	cr_assert_eq(count_fds(), base);
 }
 
