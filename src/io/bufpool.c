@@ -9,6 +9,11 @@
 #include "io/driver.h"
 #include "io/op.h"
 
+static struct weft__inbox *remote(struct weft__bufpool *p)
+{
+	return (struct weft__inbox *)(void *)&p->remote;
+}
+
 static void ring_add(struct weft__bufpool *p, int32_t bid)
 {
 	io_uring_buf_ring_add(p->br, weft__bufpool_data(p, bid), p->size,
@@ -63,12 +68,18 @@ struct weft__bufpool *weft__bufpool_get(struct weft__driver *d)
 	p->owner = d;
 	p->nbufs = d->buf_count;
 	p->size = d->buf_size;
+	/* A buffer given back from another thread holds a stack entry: a
+	 * buffer smaller than one (or not a multiple of its size) would
+	 * have it written over its neighbours. */
+	p->stride = (p->size + sizeof(ck_stack_entry_t) - 1) /
+		    sizeof(ck_stack_entry_t) * sizeof(ck_stack_entry_t);
 	atomic_init(&p->refs, 1);
 	atomic_init(&p->starving, false);
-	ck_stack_init(&p->remote);
-	/* 64-byte aligned buffers: each holds a stack entry when given back
-	 * from another thread. */
-	if (posix_memalign((void **)&p->mem, 64, (size_t)p->nbufs * p->size))
+	weft__inbox_init(remote(p));
+	/* 64-byte aligned memory, so each buffer (stride apart) can hold a
+	 * stack entry when given back from another thread. */
+	if (posix_memalign((void **)&p->mem, 64,
+			   (size_t)p->nbufs * p->stride))
 		goto fail;
 	if (!register_ring(d, p)) {
 		p->free = malloc(p->nbufs * sizeof(*p->free));
@@ -117,8 +128,8 @@ void weft__bufpool_give(struct weft__bufpool *p, int32_t bid)
 			weft__ms_rearm_starved(p->owner);
 		return;
 	}
-	ck_stack_push_upmc(&p->remote,
-			   (ck_stack_entry_t *)weft__bufpool_data(p, bid));
+	weft__inbox_push(remote(p),
+			 (ck_stack_entry_t *)weft__bufpool_data(p, bid));
 	/* seq_cst: the push before the load of starving (bufpool.h). */
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&p->starving, memory_order_relaxed))
@@ -127,14 +138,14 @@ void weft__bufpool_give(struct weft__bufpool *p, int32_t bid)
 
 void weft__bufpool_drain(struct weft__bufpool *p)
 {
-	ck_stack_entry_t *e = ck_stack_batch_pop_upmc(&p->remote);
+	ck_stack_entry_t *e = weft__inbox_take_all(remote(p));
 
 	if (!e)
 		return;
 	while (e) {
 		ck_stack_entry_t *next = e->next;
 
-		put(p, (int32_t)(((unsigned char *)e - p->mem) / p->size));
+		put(p, (int32_t)(((unsigned char *)e - p->mem) / p->stride));
 		e = next;
 	}
 	if (p->owner->starved)

@@ -28,6 +28,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "io/inbox.h"
+
 struct weft__driver;
 
 struct weft__bufpool {
@@ -35,13 +37,23 @@ struct weft__bufpool {
 	struct weft__driver *owner;    /* immutable */
 	unsigned nbufs;                /* a power of two */
 	unsigned size;                 /* bytes per buffer */
-	unsigned char *mem;            /* nbufs * size */
+	unsigned stride;               /* bytes between buffers: size, but
+					* room for an aligned stack entry */
+	unsigned char *mem;            /* nbufs * stride */
 	struct io_uring_buf_ring *br;  /* NULL: the plain rung */
 	uint16_t bgid;
 	unsigned out;                  /* owner: buffers not in ring/free list */
 	int32_t *free;                 /* owner: plain rung's free ids */
 	unsigned nfree;
-	ck_stack_t remote;             /* any thread: given back elsewhere */
+	/* Any thread: given back elsewhere. Used through io/inbox.h, whose
+	 * TSan build is the same stack with C11 atomics (TSan reports
+	 * ck_pr's volatile loads as races against the CAS); either way
+	 * ->head is what the driver's CK_STACK_ISEMPTY reads. */
+#if WEFT__TSAN
+	struct weft__inbox remote;
+#else
+	ck_stack_t remote;             /* struct weft__inbox's one member */
+#endif
 	_Atomic bool starving;         /* owner sets while streams starve */
 };
 
@@ -55,7 +67,7 @@ struct weft__bufpool *weft__bufpool_get(struct weft__driver *d);
 static inline void *weft__bufpool_data(const struct weft__bufpool *p,
 				       int32_t bid)
 {
-	return p->mem + (size_t)bid * p->size;
+	return p->mem + (size_t)bid * p->stride;
 }
 
 /* Owner, plain rung: a free buffer's id, or -1 when none is free. */
