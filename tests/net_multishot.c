@@ -1720,14 +1720,12 @@ WT_TEST_T(recv_stream, first_poll_on_a_dry_pool_waits, 30)
 }
 
 /*
- * KNOWN BUG, disabled until fixed: on the plain rung (no buffer ring) a
- * stream whose first poll finds no free buffer ends with -ENOBUFS:
- * recv_ms_prep's recv_reprep returns -ENOBUFS, and op_submit (op.c)
- * treats any prep error as the op's failure instead of starving the
- * record. Enable once the first submit can starve.
+ * The plain rung (no buffer ring): the first submit finds no free buffer
+ * and must starve the record (op_submit), not fail the stream with
+ * -ENOBUFS, as it once did.
  */
 Test(recv_stream, first_poll_on_a_dry_pool_waits_plain_rung, .timeout = 30,
-     .fini = wt_fini, .disabled = true)
+     .fini = wt_fini)
 {
 	first_poll_dry(WEFT_RT_NO_BUF_RING);
 	first_poll_dry(WEFT_RT_NO_BUF_RING | WEFT_RT_NO_MULTISHOT);

@@ -131,7 +131,6 @@ struct conn {
 	atomic_int abandoned;      /* aborted: the writer stops */
 	atomic_int drops;
 	atomic_int eof;
-	atomic_int first_enobufs;  /* the known bug below */
 	bool aborted;
 	weft_join *join;
 };
@@ -150,7 +149,7 @@ static struct round {
 } R;
 
 static atomic_uint_fast64_t total_bytes, total_items, total_aborts,
-	total_shutdowns, total_queued_closed, total_first_enobufs;
+	total_shutdowns, total_queued_closed;
 
 /* Reader: a recv stream to its end of file. Output 0, or the stream's
  * error. */
@@ -207,15 +206,6 @@ static weft_poll reader_poll(void *self, weft_cx *cx, void *out)
 			reader_hand_off_held(r);
 			if (res == 0)
 				atomic_store(&c->eof, 1);
-			if (res == -ENOBUFS && r->nexts == 1 &&
-			    (R.flags & WEFT_RT_NO_BUF_RING)) {
-				/* Known bug (tests/net_multishot.c,
-				 * first_poll_on_a_dry_pool_waits_plain_rung):
-				 * counted, not failed. */
-				atomic_store(&c->abandoned, 1);
-				atomic_store(&c->first_enobufs, 1);
-				atomic_fetch_add(&total_first_enobufs, 1);
-			}
 			*(int64_t *)out = res;
 			return WEFT_READY;
 		}
@@ -527,8 +517,7 @@ static void run_round(unsigned round_no, struct stress_rng *rng)
 			continue;
 		}
 		STRESS_CHECK(st == 0, "conn %u: join %d", i, st);
-		if ((res == -ECANCELED && by_shutdown) ||
-		    atomic_load(&c->first_enobufs))
+		if (res == -ECANCELED && by_shutdown)
 			continue;
 		STRESS_CHECK(res == 0, "conn %u (rung %#x): ended with %lld",
 			     i, R.flags, (long long)res);
@@ -604,14 +593,12 @@ int main(int argc, char **argv)
 			     "%llu readers aborted, %llu shutdowns, %llu "
 			     "queued or backlogged connections dropped, "
 			     "buffers given back by a thread %llu, by tasks "
-			     "%llu; known bug: %llu plain-rung streams ended "
-			     "with -ENOBUFS at their first poll",
+			     "%llu",
 			     rounds, (unsigned long long)total_bytes,
 			     (unsigned long long)total_items,
 			     (unsigned long long)total_aborts,
 			     (unsigned long long)total_shutdowns,
 			     (unsigned long long)total_queued_closed,
 			     (unsigned long long)H.by_thread,
-			     (unsigned long long)H.by_task,
-			     (unsigned long long)total_first_enobufs);
+			     (unsigned long long)H.by_task);
 }
