@@ -6,12 +6,13 @@
 #include <unistd.h>
 
 #include "io/bufpool.h"
+#include "spinlock.h"
 #include "io/driver.h"
 #include "io/op.h"
 
 static struct weft__inbox *remote(struct weft__bufpool *p)
 {
-	return (struct weft__inbox *)(void *)&p->remote;
+	return &p->remote;
 }
 
 static void ring_add(struct weft__bufpool *p, int32_t bid)
@@ -75,6 +76,8 @@ struct weft__bufpool *weft__bufpool_get(struct weft__driver *d)
 		    sizeof(ck_stack_entry_t) * sizeof(ck_stack_entry_t);
 	atomic_init(&p->refs, 1);
 	atomic_init(&p->starving, false);
+	weft__spin_init(&p->exit_lock);
+	p->alive = true;
 	weft__inbox_init(remote(p));
 	/* 64-byte aligned memory, so each buffer (stride apart) can hold a
 	 * stack entry when given back from another thread. */
@@ -132,8 +135,14 @@ void weft__bufpool_give(struct weft__bufpool *p, int32_t bid)
 			 (ck_stack_entry_t *)weft__bufpool_data(p, bid));
 	/* seq_cst: the push before the load of starving (bufpool.h). */
 	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&p->starving, memory_order_relaxed))
-		weft__driver_unpark(p->owner);
+	if (atomic_load_explicit(&p->starving, memory_order_relaxed)) {
+		/* Under exit_lock: the driver may be torn down meanwhile
+		 * (weft__bufpool_exit clears alive first). */
+		weft__spin_lock(&p->exit_lock);
+		if (p->alive)
+			weft__driver_unpark(p->owner);
+		weft__spin_unlock(&p->exit_lock);
+	}
 }
 
 void weft__bufpool_drain(struct weft__bufpool *p)
@@ -165,6 +174,15 @@ void weft__bufpool_unref(struct weft__bufpool *p)
 	free(p->free);
 	free(p->mem);
 	free(p);
+}
+
+void weft__bufpool_close(struct weft__driver *d)
+{
+	if (!d->pool)
+		return;
+	weft__spin_lock(&d->pool->exit_lock);
+	d->pool->alive = false; /* no giver unparks this driver from now */
+	weft__spin_unlock(&d->pool->exit_lock);
 }
 
 void weft__bufpool_exit(struct weft__driver *d)

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "io/inbox.h"
+#include "spinlock.h"
 
 struct weft__driver;
 
@@ -45,16 +46,13 @@ struct weft__bufpool {
 	unsigned out;                  /* owner: buffers not in ring/free list */
 	int32_t *free;                 /* owner: plain rung's free ids */
 	unsigned nfree;
-	/* Any thread: given back elsewhere. Used through io/inbox.h, whose
-	 * TSan build is the same stack with C11 atomics (TSan reports
-	 * ck_pr's volatile loads as races against the CAS); either way
-	 * ->head is what the driver's CK_STACK_ISEMPTY reads. */
-#if WEFT__TSAN
+	/* Any thread: given back elsewhere. io/inbox.h's stack, whose TSan
+	 * build uses C11 atomics (TSan reports ck_pr's volatile loads as
+	 * races against the CAS). */
 	struct weft__inbox remote;
-#else
-	ck_stack_t remote;             /* struct weft__inbox's one member */
-#endif
 	_Atomic bool starving;         /* owner sets while streams starve */
+	weft__spinlock exit_lock;      /* alive, against the driver's exit */
+	bool alive;                    /* under exit_lock: owner not torn down */
 };
 
 /* The group id weft registers its buffer ring under, per ring. */
@@ -79,6 +77,12 @@ static inline void weft__bufpool_taken(struct weft__bufpool *p)
 	p->out++;
 }
 
+/* Any thread: buffers given back elsewhere wait for the owner's drain. */
+static inline bool weft__bufpool_has_remote(struct weft__bufpool *p)
+{
+	return !weft__inbox_is_empty(&p->remote);
+}
+
 /* Owner: buffers are ready to be received into now. */
 bool weft__bufpool_has_free(const struct weft__bufpool *p);
 
@@ -90,6 +94,10 @@ void weft__bufpool_drain(struct weft__bufpool *p);
 
 void weft__bufpool_ref(struct weft__bufpool *p);
 void weft__bufpool_unref(struct weft__bufpool *p);
+
+/* Any thread, before the ring is torn down: givers stop unparking the
+ * owner (its eventfd is about to close). */
+void weft__bufpool_close(struct weft__driver *d);
 
 /* Any thread, after the ring is torn down: the driver's reference. */
 void weft__bufpool_exit(struct weft__driver *d);

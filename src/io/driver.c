@@ -50,6 +50,7 @@ void weft__driver_leave(struct weft__driver *d)
 
 void weft__driver_exit(struct weft__driver *d)
 {
+	weft__bufpool_close(d);
 	if (d->ring.uring.ring_fd > 0)
 		weft__ring_exit(&d->ring);
 	weft__bufpool_exit(d); /* after the ring let go of its buffers */
@@ -94,7 +95,7 @@ bool weft__driver_turn(struct weft__driver *d)
 			e = next;
 		}
 	}
-	if (d->pool && !CK_STACK_ISEMPTY(&d->pool->remote))
+	if (d->pool && weft__bufpool_has_remote(d->pool))
 		weft__bufpool_drain(d->pool);
 	if (d->ring.unsubmitted || d->ring.inflight)
 		weft__ring_flush(&d->ring);
