@@ -376,6 +376,16 @@ WEFT_API int weft_co_accept_next(struct weft_accept_stream *s,
 WEFT_API int64_t weft_co_recv_next(struct weft_recv_stream *s,
 				   struct weft_buf *buf, uint64_t deadline_ns);
 
+struct weft_udp_stream;
+
+/** The next datagram: payload bytes >= 0 lent in *@buf (give it back with
+ * weft_buf_release), its source in *@from / *@fromlen (may be NULL), or
+ * a negative errno (weft_udp_stream_next). */
+WEFT_API int64_t weft_co_udp_next(struct weft_udp_stream *s,
+				  struct weft_buf *buf,
+				  struct sockaddr_storage *from,
+				  socklen_t *fromlen, uint64_t deadline_ns);
+
 /*
  * A raw SQE from a fiber: weft_io_prep_raw (weft/io.h) awaited, with its
  * checks and its lifetime rule (what the SQE points to may live on the

@@ -27,6 +27,7 @@
 #define WEFT_MULTISHOT_H
 
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include <weft/io.h>
 
@@ -136,6 +137,64 @@ WEFT_API weft_poll weft_recv_stream_next(weft_recv_stream *s, weft_cx *cx,
  * released). Exactly once after the first next. Any thread.
  */
 WEFT_API void weft_recv_stream_drop(weft_recv_stream *s);
+
+/** A stream of datagrams with their source addresses (multishot
+ * recvmsg). */
+typedef struct weft_udp_stream {
+	weft_io _io;
+} weft_udp_stream;
+
+/**
+ * Prepare @s to receive datagrams on the bound datagram socket @fd (UDP,
+ * or a Unix datagram socket; the caller keeps it open while the stream
+ * lives) into the runtime's buffers (the pool of weft_recv_stream_init).
+ * Each buffer also holds the source address, so a datagram keeps
+ * buf_size - 144 bytes at most; a longer one is cut there, as recvfrom(2)
+ * cuts it to the buffer it is given. On kernels without multishot recvmsg
+ * (6.0) it is a recvmsg submitted again after each datagram; there, with
+ * a buffer ring (Linux 5.19, or WEFT_RT_NO_MULTISHOT), an empty datagram
+ * takes no buffer (buf->data NULL) and its source address is not kept
+ * (*fromlen 0).
+ *
+ * Returns 0; -EINVAL for a NULL @s or a negative fd; -EBUSY while @s has
+ * an op in flight. Thread-safe for distinct streams.
+ */
+WEFT_API int weft_udp_stream_init(weft_udp_stream *s, int fd);
+
+/**
+ * Poll for the next datagram. READY with *@res >= 0: @buf lends its
+ * *@res payload bytes (0: an empty datagram; still give the buffer back
+ * with weft_buf_release) and, when @from is not NULL, *@from / *@fromlen
+ * are its source address. READY with a negative errno: the stream has
+ * ended and returns that from now on (-EBADF, -ENOTSOCK, -ECANCELED at
+ * shutdown, -EMSGSIZE when buf_size leaves no room for an address,
+ * -ENOMEM, -EPERM off a worker). PENDING: the task is woken when a
+ * datagram comes. Datagrams the socket queues while the pool is dry wait
+ * in the socket (or are dropped by the kernel when its buffer is full, as
+ * for any UDP socket). Call from a task.
+ * NULL: see core.h (@from and @fromlen may be NULL).
+ */
+WEFT_API weft_poll weft_udp_stream_next(weft_udp_stream *s, weft_cx *cx,
+					weft_buf *buf,
+					struct sockaddr_storage *from,
+					socklen_t *fromlen, int64_t *res);
+
+/** Drop @s: cancel its op and give back the buffers it queued. Exactly
+ * once after the first next. Any thread. */
+WEFT_API void weft_udp_stream_drop(weft_udp_stream *s);
+
+/**
+ * The next datagram of a stream as a future: output weft_recv_item (the
+ * payload in its buf); the source address goes to *from / *fromlen when
+ * they are not NULL. Dropping it leaves the stream as it was; a discarded
+ * output's buffer is released.
+ */
+typedef struct weft_udp_next {
+	weft_udp_stream *stream;        /**< borrowed; outlives the future */
+	struct sockaddr_storage *from;  /**< may be NULL */
+	socklen_t *fromlen;             /**< may be NULL */
+} weft_udp_next;
+WEFT_API extern const weft_future_desc weft_udp_next_desc;
 
 /**
  * The next connection of a stream as a future, for select, timeout and

@@ -342,3 +342,21 @@ WEFT_API int64_t weft_co_recv_next(weft_recv_stream *s, weft_buf *buf,
 	*buf = it.buf;
 	return it.res;
 }
+
+WEFT_API int64_t weft_co_udp_next(weft_udp_stream *s, weft_buf *buf,
+				  struct sockaddr_storage *from,
+				  socklen_t *fromlen, uint64_t deadline_ns)
+{
+	weft_udp_next n = { .stream = s, .from = from, .fromlen = fromlen };
+	weft_recv_item it = { .res = -EINVAL };
+	int err;
+
+	if (!s || !buf)
+		return -EINVAL;
+	ON_FIBER();
+	if ((err = weft_await_until(&weft_udp_next_desc, &n, &it,
+				    deadline_ns)))
+		return err;
+	*buf = it.buf;
+	return it.res;
+}

@@ -28,6 +28,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <weft/multishot.h>
+
 #include "io/inbox.h"
 #include "spinlock.h"
 
@@ -77,6 +79,38 @@ static inline void weft__bufpool_taken(struct weft__bufpool *p)
 	p->out++;
 }
 
+void weft__bufpool_ref(struct weft__bufpool *p);
+void weft__bufpool_unref(struct weft__bufpool *p);
+
+/* @sqe picks its buffer from @p's ring (IOSQE_BUFFER_SELECT). */
+static inline void weft__bufpool_select(struct weft__bufpool *p,
+					struct io_uring_sqe *sqe)
+{
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = p->bgid;
+}
+
+/* Lend buffer @bid of @p, @len bytes at @data inside it, as *@buf (a
+ * pool reference per lent buffer: weft_buf_release drops it). */
+static inline void weft__bufpool_lend(struct weft__bufpool *p, int32_t bid,
+				      void *data, size_t len, weft_buf *buf)
+{
+	weft__bufpool_ref(p);
+	*buf = (weft_buf){ .data = data, .len = len, ._pool = p, ._bid = bid };
+}
+
+/* A stream's next is READY with @r: report it in *@res, or, for a caller
+ * that passed no @res, give the buffer straight back. */
+static inline weft_poll weft__bufpool_deliver(weft_buf *buf, int64_t *res,
+					      int32_t r)
+{
+	if (res)
+		*res = r;
+	else
+		weft_buf_release(buf);
+	return WEFT_READY;
+}
+
 /* Any thread: buffers given back elsewhere wait for the owner's drain. */
 static inline bool weft__bufpool_has_remote(struct weft__bufpool *p)
 {
@@ -92,8 +126,6 @@ void weft__bufpool_give(struct weft__bufpool *p, int32_t bid);
 /* Owner, from the driver's turn: take back what other threads gave. */
 void weft__bufpool_drain(struct weft__bufpool *p);
 
-void weft__bufpool_ref(struct weft__bufpool *p);
-void weft__bufpool_unref(struct weft__bufpool *p);
 
 /* Any thread, before the ring is torn down: givers stop unparking the
  * owner (its eventfd is about to close). */

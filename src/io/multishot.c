@@ -218,6 +218,9 @@ void weft__ms_complete(struct weft__driver *d, struct weft__op *op,
 	}
 	bool item = res > 0 || (res == 0 && !op->kind->zero_ends);
 
+	if (item && bid >= 0 && op->kind->fixup)
+		res = op->kind->fixup(op, res, bid, more);
+
 	weft__spin_lock(&op->lock);
 	if (op->orphaned || ms->ended) { /* nobody takes it */
 		weft__spin_unlock(&op->lock);
@@ -371,6 +374,19 @@ void weft__ms_drop(weft_io *io)
 	}
 	weft__op_cancel(op);
 	weft__op_unref(op);
+}
+
+int weft__ms_attach_pool(struct weft__op *op, int fd)
+{
+	struct weft__bufpool *p = weft__bufpool_get(op->owner);
+
+	if (!p)
+		return -ENOMEM;
+	weft__bufpool_ref(p);
+	op->big[0].ms.pool = p;
+	op->big[0].ms.armed_bid = -1;
+	op->target = fd;
+	return 0;
 }
 
 void weft__ms_free(struct weft__op *op)

@@ -101,6 +101,10 @@ struct weft__op_ms {
 	int32_t armed_bid;             /* owner: plain rung's buffer in use */
 	struct weft__op *prev, *next;  /* owner: the driver's starved list */
 	struct weft__bufpool *pool;    /* owner's pool (recv streams) */
+	/* Datagram streams (net/udp_stream.c): the recvmsg arguments. */
+	struct msghdr msg;
+	struct iovec iov;
+	struct sockaddr_storage name;
 };
 
 /* Owner-only phase of a record (op.c, multishot.c). */
@@ -205,6 +209,11 @@ struct weft__op_kind {
 	/* Multishot, optional: a failure that concerns one item, not the
 	 * stream (accept's ECONNABORTED): skipped, the op goes on. */
 	bool (*transient)(int32_t res);
+	/* Multishot, optional: rewrite a received buffer @bid (result @res)
+	 * into the kind's layout before it is queued; returns the new res.
+	 * Owner thread, in the reap. */
+	int32_t (*fixup)(struct weft__op *op, int32_t res, int32_t bid,
+			 bool more);
 };
 
 /*
@@ -288,6 +297,9 @@ bool weft__ms_cancel_idle(struct weft__driver *d, struct weft__op *op);
 /* multishot.c, owner: @op found no free buffer: wait on the driver's list
  * (the driver's reference goes with it). */
 void weft__ms_starve(struct weft__driver *d, struct weft__op *op);
+/* multishot.c, in a receiving stream kind's prep: take the owner's pool
+ * for @op (a reference) and remember @fd. 0 or -ENOMEM. */
+int weft__ms_attach_pool(struct weft__op *op, int fd);
 /* multishot.c, owner: buffers came back; submit the starved streams. */
 void weft__ms_rearm_starved(struct weft__driver *d);
 /* multishot.c, owner at exit: end the streams still starved. */

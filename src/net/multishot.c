@@ -135,23 +135,16 @@ static int recv_reprep(struct weft__op *op, struct io_uring_sqe *sqe)
 		io_uring_prep_recv_multishot(sqe, op->target, NULL, 0, 0);
 	else
 		io_uring_prep_recv(sqe, op->target, NULL, p->size, 0);
-	sqe->flags |= IOSQE_BUFFER_SELECT;
-	sqe->buf_group = p->bgid;
+	weft__bufpool_select(p, sqe);
 	return 0;
 }
 
 static int recv_ms_prep(struct weft__op *op, struct io_uring_sqe *sqe,
 			const weft_io *io)
 {
-	struct weft__bufpool *p = weft__bufpool_get(op->owner);
+	int err = weft__ms_attach_pool(op, io->_fd);
 
-	if (!p)
-		return -ENOMEM;
-	weft__bufpool_ref(p);
-	op->big[0].ms.pool = p;
-	op->big[0].ms.armed_bid = -1;
-	op->target = io->_fd;
-	return recv_reprep(op, sqe);
+	return err ? err : recv_reprep(op, sqe);
 }
 
 static const struct weft__op_kind recv_ms_kind = {
@@ -183,21 +176,13 @@ WEFT_API weft_poll weft_recv_stream_next(weft_recv_stream *s, weft_cx *cx,
 		return WEFT_PENDING;
 	*buf = (weft_buf){ ._bid = -1 };
 	if (bid >= 0) {
-		struct weft__bufpool *p = s->_io._op
-			? ((struct weft__op *)s->_io._op)->big[0].ms.pool
-			: NULL;
+		struct weft__bufpool *p =
+			((struct weft__op *)s->_io._op)->big[0].ms.pool;
 
-		weft__bufpool_ref(p); /* the lent buffer's */
-		*buf = (weft_buf){ .data = weft__bufpool_data(p, bid),
-				   .len = (size_t)r,
-				   ._pool = p,
-				   ._bid = bid };
+		weft__bufpool_lend(p, bid, weft__bufpool_data(p, bid),
+				   (size_t)r, buf);
 	}
-	if (res)
-		*res = r;
-	else
-		weft_buf_release(buf);
-	return WEFT_READY;
+	return weft__bufpool_deliver(buf, res, r);
 }
 
 WEFT_API void weft_recv_stream_drop(weft_recv_stream *s)
