@@ -124,10 +124,12 @@ WEFT_API extern const weft_future_desc weft_io_desc;
  * request) use weft_timeout (weft/time.h) instead.
  *
  * Works for every ring op: read, write, close, accept, connect, recv,
- * send, and the file ops of weft/file.h (a timed-out openat opened
- * nothing). Returns 0, -EINVAL (NULL @io, @io not prepared or its prep failed,
- * or a sleep, which is its own deadline), or -EBUSY (the op is in flight:
- * the deadline must be set before the first poll).
+ * send, send_zc, shutdown, raw, and the file ops of weft/file.h (a
+ * timed-out openat opened nothing). Returns 0, -EINVAL (NULL @io, @io not
+ * prepared or its prep failed, a sleep, which is its own deadline, or a
+ * stream of weft/multishot.h, whose nexts take deadlines instead), or
+ * -EBUSY (the op is in flight: the deadline must be set before the first
+ * poll).
  */
 WEFT_API int weft_io_set_deadline(weft_io *io, uint64_t deadline_ns);
 
