@@ -65,7 +65,7 @@ static void echo_usage(FILE *f)
 	fprintf(f,
 		"usage: %s [--host ADDR] [--port N] [--workers N]\n"
 		"       [--idle-timeout S] [--grace-ms N] [--metrics]\n"
-		"       [--streams]\n"
+		"       [--streams] [--fifo-owner]\n"
 		"\n"
 		"  --host ADDR   numeric IPv4 or IPv6 address (default "
 		"127.0.0.1)\n"
@@ -86,6 +86,9 @@ static void echo_usage(FILE *f)
 		"accept, and\n"
 		"                multishot recv into provided buffers "
 		"(weft/multishot.h)\n"
+		"  --fifo-owner  workers take their own queued tasks oldest "
+		"first\n"
+		"                (WEFT_RT_FIFO_OWNER)\n"
 		"\n"
 		"Runs until SIGINT or SIGTERM.\n", echo.name);
 }
@@ -160,12 +163,13 @@ static void echo_parse(int argc, char **argv, weft_runtime_config *cfg)
 		{ "grace-ms", required_argument, NULL, 'g' },
 		{ "metrics", no_argument, NULL, 'm' },
 		{ "streams", no_argument, NULL, 's' },
+		{ "fifo-owner", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "H:p:w:i:g:msh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "H:p:w:i:g:msfh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'H':
 			echo.host = optarg;
@@ -193,6 +197,9 @@ static void echo_parse(int argc, char **argv, weft_runtime_config *cfg)
 			/* 1,024 x 4 KiB per worker: 1,000 connections with a
 			 * message each in flight do not run the pool dry. */
 			cfg->buf_count = 1024;
+			break;
+		case 'f':
+			cfg->flags |= WEFT_RT_FIFO_OWNER;
 			break;
 		case 'h':
 			echo_usage(stdout);
