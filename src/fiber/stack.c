@@ -6,6 +6,7 @@
  * destructor). Only default-size stacks are pooled, at most POOL_MAX.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/mman.h>
@@ -51,14 +52,18 @@ static void pool_key_init(void)
 
 static size_t page_size(void)
 {
-	static size_t ps;
+	/* Relaxed atomic: workers may ask first at once (all compute the
+	 * same value; a plain static was a data race under TSan). */
+	static _Atomic size_t ps;
+	size_t v = atomic_load_explicit(&ps, memory_order_relaxed);
 
-	if (!ps) {
-		long v = sysconf(_SC_PAGESIZE);
+	if (!v) {
+		long p = sysconf(_SC_PAGESIZE);
 
-		ps = v > 0 ? (size_t)v : 4096;
+		v = p > 0 ? (size_t)p : 4096;
+		atomic_store_explicit(&ps, v, memory_order_relaxed);
 	}
-	return ps;
+	return v;
 }
 
 struct weft__stack *weft__stack_get(size_t size)
