@@ -13,6 +13,7 @@
 #include <weft/error.h>
 #include <weft/fiber.h>
 #include <weft/file.h>
+#include <weft/framed.h>
 #include <weft/future.h>
 #include <weft/io.h>
 #include <weft/joinset.h>
