@@ -128,7 +128,8 @@ WEFT_API WEFT_MUST_USE int weft_codec_check(const weft_codec *c);
  *  -EINVAL  @c or @out is NULL, @buf is NULL with @len > 0, or @c fails
  *      weft_codec_check().
  * A negative return means the stream cannot be framed any further: close
- * that connection. *@out is zeroed first, then filled as said above.
+ * that connection. *@out is zeroed first (unless a pointer argument is
+ * NULL), then filled as said above.
  * Thread-safe (reads @c and @buf, writes @out).
  * NULL: see core.h; @buf may be NULL when @len is 0.
  */
