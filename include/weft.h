@@ -9,6 +9,7 @@
 
 #include <weft/blocking.h>
 #include <weft/broadcast.h>
+#include <weft/codec.h>
 #include <weft/core.h>
 #include <weft/error.h>
 #include <weft/fiber.h>
