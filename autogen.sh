@@ -15,8 +15,9 @@ required="autoconf automake libtool pkg-config make gcc liburing-dev libck-dev
 # goroutines); clang is the second compiler .ci/run builds with;
 # gcc-aarch64-linux-gnu and qemu-user let make check test the AArch64
 # fiber context switch on an x86-64 machine; libhttp-parser-dev is the HTTP
-# parser of examples/http-hello (built only when configure finds it).
-optional="cargo librust-tokio-dev golang-go clang gcc-aarch64-linux-gnu qemu-user libhttp-parser-dev"
+# parser of examples/http-hello (built only when configure finds it);
+# libclang-rt-dev holds clang's libFuzzer (tests/codec-fuzz.sh).
+optional="cargo librust-tokio-dev golang-go clang libclang-rt-dev gcc-aarch64-linux-gnu qemu-user libhttp-parser-dev"
 
 # The packages among "$@" that are not installed, each after a space.
 missing() {
@@ -48,17 +49,18 @@ if command -v dpkg-query >/dev/null 2>&1; then
 		if [ -n "${failed:-}" ]; then
 			echo "autogen.sh: note: optional packages not installed:$failed" >&2
 			echo "  (without cargo/tokio or golang-go make demo leaves that side out;" \
-			     "without libhttp-parser-dev no examples/http-hello)" >&2
+			     "without libhttp-parser-dev no examples/http-hello;" \
+			     "without libclang-rt-dev no codec fuzzing)" >&2
 		fi
 	elif [ -n "$need" ]; then
 		echo "autogen.sh: missing packages. Run:" >&2
 		echo "  sudo apt-get install -y$need" >&2
 		[ -z "$want" ] ||
-			echo "autogen.sh: note: optional, for the Tokio and Go sides of make demo, clang builds, the AArch64 switch test and examples/http-hello:$want" >&2
+			echo "autogen.sh: note: optional, for the Tokio and Go sides of make demo, clang builds and fuzzing, the AArch64 switch test and examples/http-hello:$want" >&2
 		exit 1
 	elif [ -n "$want" ]; then
 		echo "autogen.sh: note: optional packages not installed:$want" >&2
-		echo "  (sudo apt-get install -y$want: the Tokio and Go sides of make demo, clang builds, the AArch64 switch test, examples/http-hello)" >&2
+		echo "  (sudo apt-get install -y$want: the Tokio and Go sides of make demo, clang builds and fuzzing, the AArch64 switch test, examples/http-hello)" >&2
 	fi
 fi
 

@@ -9,10 +9,12 @@
 
 #include <weft/blocking.h>
 #include <weft/broadcast.h>
+#include <weft/codec.h>
 #include <weft/core.h>
 #include <weft/error.h>
 #include <weft/fiber.h>
 #include <weft/file.h>
+#include <weft/framed.h>
 #include <weft/future.h>
 #include <weft/io.h>
 #include <weft/joinset.h>

@@ -400,6 +400,29 @@ struct io_uring_sqe;
 WEFT_API int weft_co_raw(int (*fill)(struct io_uring_sqe *sqe, void *arg),
 			 void *arg, uint64_t deadline_ns);
 
+/*
+ * Frames from a fiber (weft/framed.h): read the next frame, send one.
+ * Past @deadline_ns (0: none) they return -ETIMEDOUT and the reader or
+ * writer is left as it was (a frame half received stays buffered; a frame
+ * queued stays queued). -ECANCELED and -EPERM as above.
+ */
+struct weft_framed_reader;
+struct weft_framed_writer;
+struct weft_frame_view;
+
+/** The next frame into *@frame (valid until the next read): 1, 0 when
+ * the peer closed at a frame boundary, or a negative errno
+ * (weft_framed_read_poll). */
+WEFT_API int weft_co_frame_read(struct weft_framed_reader *r,
+				struct weft_frame_view *frame,
+				uint64_t deadline_ns);
+
+/** Send one frame (weft_framed_send_init / _poll): 0 or a negative
+ * errno; with @flush, everything queued has reached the socket. */
+WEFT_API int weft_co_frame_send(struct weft_framed_writer *w,
+				const void *payload, size_t len, bool flush,
+				uint64_t deadline_ns);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,6 +10,7 @@
 
 #include <weft/fiber.h>
 #include <weft/file.h>
+#include <weft/framed.h>
 #include <weft/io.h>
 #include <weft/multishot.h>
 #include <weft/net.h>
@@ -359,4 +360,34 @@ WEFT_API int64_t weft_co_udp_next(weft_udp_stream *s, weft_buf *buf,
 		return err;
 	*buf = it.buf;
 	return it.res;
+}
+
+WEFT_API int weft_co_frame_read(weft_framed_reader *r, weft_frame_view *frame,
+				uint64_t deadline_ns)
+{
+	weft_framed_next n = { .reader = r, .frame = frame };
+	int res = -EINVAL, err;
+
+	if (!r || !frame)
+		return -EINVAL;
+	ON_FIBER();
+	if ((err = weft_await_until(&weft_framed_next_desc, &n, &res,
+				    deadline_ns)))
+		return err;
+	return res;
+}
+
+WEFT_API int weft_co_frame_send(weft_framed_writer *w, const void *payload,
+				size_t len, bool flush, uint64_t deadline_ns)
+{
+	weft_framed_send s;
+	int res = -EINVAL, err;
+
+	ON_FIBER();
+	if ((err = weft_framed_send_init(&s, w, payload, len, flush)))
+		return err;
+	if ((err = weft_await_until(&weft_framed_send_desc, &s, &res,
+				    deadline_ns)))
+		return err;
+	return res;
 }
