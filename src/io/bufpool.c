@@ -192,3 +192,8 @@ void weft__bufpool_exit(struct weft__driver *d)
 	weft__bufpool_unref(d->pool);
 	d->pool = NULL;
 }
+
+void weft__recv_item_release(void *out)
+{
+	weft_buf_release(&((weft_recv_item *)out)->buf);
+}

@@ -111,6 +111,10 @@ static inline weft_poll weft__bufpool_deliver(weft_buf *buf, int64_t *res,
 	return WEFT_READY;
 }
 
+/* drop_output of the recv and datagram next futures: give back the
+ * buffer of a weft_recv_item nobody took. */
+void weft__recv_item_release(void *out);
+
 /* Any thread: buffers given back elsewhere wait for the owner's drain. */
 static inline bool weft__bufpool_has_remote(struct weft__bufpool *p)
 {

@@ -143,21 +143,20 @@ void weft__ring_reserve(struct weft__ring *r, unsigned n)
 
 void weft__ring_flush(struct weft__ring *r)
 {
+	/* Completions wait for us to enter: overflowed CQEs only come back
+	 * after an enter, and with TASKRUN_FLAG (COOP_TASKRUN, or
+	 * DEFER_TASKRUN on 6.1+) the kernel raises SQ_TASKRUN for them. */
+	bool waiting = IO_URING_READ_ONCE(*r->uring.sq.kflags) &
+		       (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN);
 	int ret;
 
 	if (r->mode == WEFT_RING_DEFER_TASKRUN &&
-	    (r->unsubmitted || !r->taskrun_flag ||
-	     (IO_URING_READ_ONCE(*r->uring.sq.kflags) &
-	      (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)))) {
+	    (r->unsubmitted || waiting || !r->taskrun_flag)) {
 		ret = io_uring_submit_and_get_events(&r->uring);
 	} else if (r->unsubmitted) {
 		ret = io_uring_submit(&r->uring);
 	} else {
-		/* Overflowed CQEs only come back after an enter, and under
-		 * COOP_TASKRUN|TASKRUN_FLAG the kernel raises SQ_TASKRUN when
-		 * completions wait for us to enter. */
-		if (IO_URING_READ_ONCE(*r->uring.sq.kflags) &
-		    (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN))
+		if (waiting)
 			io_uring_get_events(&r->uring);
 		return;
 	}

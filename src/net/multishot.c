@@ -211,11 +211,6 @@ static weft_poll accept_next_poll(void *self, weft_cx *cx, void *out)
 	return weft_accept_stream_next(n->stream, cx, out);
 }
 
-static void nothing(void *self)
-{
-	(void)self;
-}
-
 static void close_output(void *out)
 {
 	int fd = *(int *)out;
@@ -224,9 +219,9 @@ static void close_output(void *out)
 		close(fd);
 }
 
+/* The next futures have no drop: they only borrow the stream. */
 WEFT_API const weft_future_desc weft_accept_next_desc = {
 	.poll = accept_next_poll,
-	.drop = nothing,
 	.drop_output = close_output,
 	.size = sizeof(weft_accept_next),
 	.output_size = sizeof(int),
@@ -235,25 +230,17 @@ WEFT_API const weft_future_desc weft_accept_next_desc = {
 static weft_poll recv_next_poll(void *self, weft_cx *cx, void *out)
 {
 	weft_recv_next *n = self;
-	weft_recv_item local, *it = out ? out : &local;
+	weft_recv_item *it = out;
+	weft_buf unused;
 
-	if (weft_recv_stream_next(n->stream, cx, &it->buf, &it->res) ==
-	    WEFT_PENDING)
-		return WEFT_PENDING;
-	if (!out)
-		weft_buf_release(&local.buf);
-	return WEFT_READY;
-}
-
-static void release_output(void *out)
-{
-	weft_buf_release(&((weft_recv_item *)out)->buf);
+	/* No output wanted: a NULL res gives the buffer straight back. */
+	return weft_recv_stream_next(n->stream, cx, it ? &it->buf : &unused,
+				     it ? &it->res : NULL);
 }
 
 WEFT_API const weft_future_desc weft_recv_next_desc = {
 	.poll = recv_next_poll,
-	.drop = nothing,
-	.drop_output = release_output,
+	.drop_output = weft__recv_item_release,
 	.size = sizeof(weft_recv_next),
 	.output_size = sizeof(weft_recv_item),
 };

@@ -175,30 +175,19 @@ WEFT_API void weft_udp_stream_drop(weft_udp_stream *s)
 static weft_poll udp_next_poll(void *self, weft_cx *cx, void *out)
 {
 	weft_udp_next *n = self;
-	weft_recv_item local, *it = out ? out : &local;
+	weft_recv_item *it = out;
+	weft_buf unused;
 
-	if (weft_udp_stream_next(n->stream, cx, &it->buf, n->from, n->fromlen,
-				 &it->res) == WEFT_PENDING)
-		return WEFT_PENDING;
-	if (!out)
-		weft_buf_release(&local.buf);
-	return WEFT_READY;
+	/* No output wanted: a NULL res gives the buffer straight back. */
+	return weft_udp_stream_next(n->stream, cx, it ? &it->buf : &unused,
+				    n->from, n->fromlen,
+				    it ? &it->res : NULL);
 }
 
-static void udp_next_drop(void *self)
-{
-	(void)self;
-}
-
-static void udp_next_release(void *out)
-{
-	weft_buf_release(&((weft_recv_item *)out)->buf);
-}
-
+/* No drop: the next future only borrows the stream. */
 WEFT_API const weft_future_desc weft_udp_next_desc = {
 	.poll = udp_next_poll,
-	.drop = udp_next_drop,
-	.drop_output = udp_next_release,
+	.drop_output = weft__recv_item_release,
 	.size = sizeof(weft_udp_next),
 	.output_size = sizeof(weft_recv_item),
 };
