@@ -16,24 +16,10 @@
 #include <weft/framed.h>
 
 #include "fiber_helpers.h"
+#include "net_helpers.h"
 
 /* The configurations of helpers.h are not used. */
 static WT_UNUSED const struct wt_cfg *unused_cfgs = wt_cfgs;
-
-static void tcp_pair(int *a, int *b)
-{
-	int l = weft_tcp_listen("127.0.0.1", 0, 4);
-	cr_assert_geq(l, 0);
-	struct sockaddr_in sin = { .sin_family = AF_INET,
-				   .sin_port = htons((uint16_t)
-						weft_tcp_local_port(l)),
-				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	*a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_eq(connect(*a, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	*b = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-	cr_assert_geq(*b, 0);
-	close(l);
-}
 
 static weft_runtime *rt2(void)
 {
@@ -117,7 +103,7 @@ static void round_trip(const weft_codec *c, int frames)
 	weft_runtime *rt = rt2();
 	int a, b;
 
-	tcp_pair(&a, &b);
+	wt_tcp_pair(&a, &b);
 	struct side w = { .fd = a, .codec = *c, .frames = frames };
 	struct side r = { .fd = b, .codec = *c, .frames = frames, .end = 9 };
 	weft_join *jr = wt_go(rt, reader_fiber, &r, "reader");
@@ -205,7 +191,7 @@ Test(framed, small_frames_share_sends, .timeout = 60, .fini = wt_fini)
 	weft_runtime *rt = wt_rt_new(&(struct wt_cfg){ 1, 0 });
 	int a, b;
 
-	tcp_pair(&a, &b);
+	wt_tcp_pair(&a, &b);
 	struct many mw = { .fd = a, .n = 10000 }, mr = { .fd = b, .n = 10000 };
 	weft_join *jr = wt_go(rt, many_reader, &mr, "reader");
 	weft_join *jw = wt_go(rt, many_writer, &mw, "writer");
@@ -254,7 +240,7 @@ static int read_raw(const weft_codec *c, const void *bytes, size_t n,
 	weft_runtime *rt = rt2();
 	int a, b;
 
-	tcp_pair(&a, &b);
+	wt_tcp_pair(&a, &b);
 	struct one o = { .fd = b, .codec = *c, .rc = 9 };
 	weft_join *j = wt_go(rt, read_one, &o, "reader");
 	cr_assert_eq(write(a, bytes, n), (ssize_t)n);
@@ -316,7 +302,7 @@ Test(framed, writer_refuses_oversize, .timeout = 30, .fini = wt_fini)
 
 	weft_codec_init(&c);
 	c.max_frame = 1000;
-	tcp_pair(&a, &b);
+	wt_tcp_pair(&a, &b);
 	struct one o = { .fd = a, .codec = c };
 	cr_assert_eq(wt_fiber_join(wt_go(rt, send_over, &o, "w"), NULL), 0);
 	cr_expect_eq(o.rc, -EMSGSIZE);
@@ -366,7 +352,7 @@ Test(framed, backpressure_bounds_the_writer, .timeout = 60,
 	weft_runtime *rt = rt2();
 	int a, b, small = 16 * 1024;
 
-	tcp_pair(&a, &b);
+	wt_tcp_pair(&a, &b);
 	setsockopt(a, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
 	setsockopt(b, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
 	struct bp p = { .fd = a };

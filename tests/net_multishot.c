@@ -21,6 +21,7 @@
 #include <weft/time.h>
 
 #include "fiber_helpers.h"
+#include "net_helpers.h"
 
 /* The configurations of helpers.h are not used: the rungs are. */
 static WT_UNUSED const struct wt_cfg *unused_cfgs = wt_cfgs;
@@ -53,23 +54,6 @@ static void metrics(weft_runtime *rt, weft_runtime_metrics *m)
 {
 	m->size = sizeof(*m);
 	cr_assert_eq(weft_runtime_metrics_get(rt, m), 0);
-}
-
-/* A connected TCP pair on loopback by plain syscalls. */
-static void tcp_pair(int *a, int *b)
-{
-	int l = weft_tcp_listen("127.0.0.1", 0, 16);
-	cr_assert_geq(l, 0);
-	struct sockaddr_in sin = { .sin_family = AF_INET,
-				   .sin_port = htons((uint16_t)
-						weft_tcp_local_port(l)),
-				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	*a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_geq(*a, 0);
-	cr_assert_eq(connect(*a, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	*b = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-	cr_assert_geq(*b, 0);
-	close(l);
 }
 
 static int connect_to(int port)
@@ -221,7 +205,7 @@ static void recv_pattern(unsigned flags, unsigned workers, unsigned nbufs,
 	weft_runtime *rt = rt_new(workers, flags, nbufs, size);
 	int a, b;
 
-	tcp_pair(&a, &b);
+	wt_tcp_pair(&a, &b);
 	struct rcv r = { .fd = b, .hold = hold, .end = 1 };
 	weft_join *j = wt_go(rt, recv_fiber, &r, "receiver");
 	write_pattern(a, PATTERN_LEN, flags * 7 + workers + hold);
@@ -551,8 +535,8 @@ static void recv_drop_remote(unsigned flags)
 	atomic_int polled = 0;
 	struct poll_once po = { .rs = &s, .polled = &polled };
 
-	tcp_pair(&a1, &b1);
-	tcp_pair(&a2, &b2);
+	wt_tcp_pair(&a1, &b1);
+	wt_tcp_pair(&a2, &b2);
 	memset(junk, 0x5a, sizeof(junk));
 	cr_assert_eq(weft_recv_stream_init(&s, b1), 0);
 	weft_join *jb = arm_then_block(rt, &po);
@@ -621,8 +605,8 @@ static void recv_drop_queued(unsigned flags, unsigned workers)
 	int a1, b1, a2, b2;
 	unsigned char junk[1024];
 
-	tcp_pair(&a1, &b1);
-	tcp_pair(&a2, &b2);
+	wt_tcp_pair(&a1, &b1);
+	wt_tcp_pair(&a2, &b2);
 	memset(junk, 0x5a, sizeof(junk));
 	struct rdrop r = { .fd1 = b1, .fd2 = b2 };
 	weft_join *j = wt_go(rt, recv_drop_then_again, &r, "receiver");
@@ -739,7 +723,7 @@ static void recv_remote_release(unsigned flags, unsigned workers)
 	int a, b;
 	pthread_t t;
 
-	tcp_pair(&a, &b);
+	wt_tcp_pair(&a, &b);
 	struct relq q = { .rt = rt, .fd = b };
 	pthread_mutex_init(&q.mu, NULL);
 	pthread_cond_init(&q.cv, NULL);
@@ -803,7 +787,7 @@ static void release_after_free(unsigned flags, unsigned workers)
 	weft_runtime *rt = rt_new(workers, flags, 4, 64);
 	int a, b;
 
-	tcp_pair(&a, &b);
+	wt_tcp_pair(&a, &b);
 	struct late l = { .fd = b };
 	weft_join *j = wt_go(rt, recv_keep_four, &l, "receiver");
 	write_pattern(a, 4096, 1);
@@ -910,7 +894,7 @@ static void recv_timeouts(unsigned flags, unsigned workers)
 	weft_runtime *rt = rt_new(workers, flags, 8, 256);
 	int a, b;
 
-	tcp_pair(&a, &b);
+	wt_tcp_pair(&a, &b);
 	struct tmo t = { .fd = b };
 	weft_join *j = wt_go(rt, recv_under_timeouts, &t, "receiver");
 	/* The first nexts time out with nothing there. */
@@ -1018,7 +1002,7 @@ static void discarded_outputs(unsigned flags, unsigned workers)
 
 	/* Eight discarded items through a pool of four: each must come
 	 * back, or the fifth next starves for good. */
-	tcp_pair(&a, &b);
+	wt_tcp_pair(&a, &b);
 	cr_assert_eq(weft_recv_stream_init(&rs, b), 0);
 	for (int i = 0; i < 8; i++) {
 		weft_recv_next rn = { .stream = &rs };
@@ -1082,7 +1066,7 @@ static void recv_end(unsigned flags, unsigned workers, int mode)
 	weft_runtime *rt = rt_new(workers, flags, 4, 64);
 	int a, b;
 
-	tcp_pair(&a, &b);
+	wt_tcp_pair(&a, &b);
 	struct ending e = { .fd = b, .mode = mode };
 	if (mode == 2) {
 		abortive_close(a);
@@ -1303,7 +1287,7 @@ WT_TEST_T(streams, init_in_flight_is_ebusy, 30)
 		int a, b, c[2];
 		struct busy bz = { .lfd = weft_tcp_listen("127.0.0.1", 0, 8) };
 
-		tcp_pair(&a, &b);
+		wt_tcp_pair(&a, &b);
 		bz.fd = b;
 		weft_join *j = wt_go(rt, init_while_busy, &bz, "busy");
 		for (int round = 0; round < 2; round++) {
@@ -1563,7 +1547,7 @@ WT_TEST_T(streams, fiber_calls_with_deadlines, 30)
 		int a, b;
 		struct dl d = { .lfd = weft_tcp_listen("127.0.0.1", 0, 8) };
 
-		tcp_pair(&a, &b);
+		wt_tcp_pair(&a, &b);
 		d.fd = b;
 		weft_join *j = wt_go(rt, nexts_with_deadlines, &d, "fiber");
 		cr_assert_eq(wt_wait_atomic_ge(&d.step, 1, 5000), 1);
@@ -1626,7 +1610,7 @@ WT_TEST_T(recv_stream, tiny_buffers_given_back_remotely, 30)
 			weft_runtime *rt = rt_new(1, rungs[r], 4, size);
 			int a, b;
 
-			tcp_pair(&a, &b);
+			wt_tcp_pair(&a, &b);
 			struct tiny t = { .fd = b };
 			weft_join *j = wt_go(rt, recv_tiny, &t, "receiver");
 			for (int i = 0; i < 4; i++) {
@@ -1692,8 +1676,8 @@ static void first_poll_dry(unsigned flags)
 		weft_runtime *rt = rt_new(1, flags, 4, 1);
 		int a1, b1, a2, b2;
 
-		tcp_pair(&a1, &b1);
-		tcp_pair(&a2, &b2);
+		wt_tcp_pair(&a1, &b1);
+		wt_tcp_pair(&a2, &b2);
 		struct dry d = { .fd1 = b1, .fd2 = b2 };
 		cr_assert_eq(write(a1, "wxyz", 4), 4);
 		cr_assert_eq(write(a2, "hello", 5), 5);

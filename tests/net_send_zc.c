@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "fiber_helpers.h"
+#include "net_helpers.h"
 
 /* The configurations of helpers.h are not used: the rungs are. */
 static WT_UNUSED const struct wt_cfg *unused_cfgs = wt_cfgs;
@@ -23,21 +24,6 @@ static WT_UNUSED const struct wt_cfg *unused_cfgs = wt_cfgs;
 static unsigned char pat(size_t i)
 {
 	return (unsigned char)((i * 7u) ^ (i >> 11));
-}
-
-static void tcp_pair(int *a, int *b)
-{
-	int l = weft_tcp_listen("127.0.0.1", 0, 4);
-	cr_assert_geq(l, 0);
-	struct sockaddr_in sin = { .sin_family = AF_INET,
-				   .sin_port = htons((uint16_t)
-						weft_tcp_local_port(l)),
-				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	*a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_eq(connect(*a, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	*b = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-	cr_assert_geq(*b, 0);
-	close(l);
 }
 
 struct rx {
@@ -100,7 +86,7 @@ static void send_pattern(unsigned flags)
 	c.workers = 2;
 	c.flags = flags;
 	cr_assert_eq(weft_runtime_new(&c, &rt), 0);
-	tcp_pair(&a, &b);
+	wt_tcp_pair(&a, &b);
 	struct rx r = { .fd = b };
 	cr_assert_eq(pthread_create(&th, NULL, reader, &r), 0);
 	void *ok = wt_fiber_run(rt, sender, (void *)(intptr_t)a);
@@ -143,7 +129,7 @@ Test(send_zc, abort_while_blocked)
 	weft_runtime *rt = wt_rt_new(&(struct wt_cfg){ 2, 0 });
 	int a, b, sz = 4096;
 
-	tcp_pair(&a, &b);
+	wt_tcp_pair(&a, &b);
 	setsockopt(a, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 	weft_join *j = wt_go(rt, blocked_sender, (void *)(intptr_t)a, "zc");
 	usleep(50 * 1000);
