@@ -1575,6 +1575,7 @@ WT_TEST_T(streams, fiber_calls_with_deadlines, 30)
 struct tiny {
 	int fd;
 	weft_buf bufs[4];
+	atomic_int got;  /* buffers the fiber holds so far */
 	atomic_int step; /* fiber 1: holds four; test 2: released one */
 };
 
@@ -1590,6 +1591,7 @@ static void *recv_tiny(void *arg)
 		FCHECK(n == 1, "%lld", (long long)n);
 		seen[i] = *(char *)t->bufs[i].data;
 		FCHECK(seen[i] == "abcd"[i], "%c", seen[i]);
+		atomic_store(&t->got, i + 1);
 	}
 	atomic_store(&t->step, 1);
 	fwait(&t->step, 2); /* the test thread released bufs[0] */
@@ -1613,9 +1615,12 @@ WT_TEST_T(recv_stream, tiny_buffers_given_back_remotely, 30)
 			wt_tcp_pair(&a, &b);
 			struct tiny t = { .fd = b };
 			weft_join *j = wt_go(rt, recv_tiny, &t, "receiver");
+			/* One byte at a time, each after the last was
+			 * received, so no two share a buffer. */
 			for (int i = 0; i < 4; i++) {
 				cr_assert_eq(write(a, &"abcd"[i], 1), 1);
-				wt_sleep_ms(2);
+				cr_assert_geq(wt_wait_atomic_ge(&t.got, i + 1,
+								5000), i + 1);
 			}
 			cr_assert_eq(wt_wait_atomic_ge(&t.step, 1, 5000), 1);
 			weft_buf_release(&t.bufs[0]); /* not a worker */
