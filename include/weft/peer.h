@@ -445,6 +445,23 @@ WEFT_API int weft_co_peer_send(weft_peer_node *n, weft_peer_id id,
 			       const void *msg, size_t len,
 			       uint64_t deadline_ns);
 
+/**
+ * Multicast, waiting for room in each full queue in turn (one shared copy):
+ * returns how many endpoints it was queued for; @errs (may be NULL) as
+ * for weft_peer_multicast, with -ETIMEDOUT for those not reached by the
+ * deadline and -ECANCELED for the rest when the fiber is aborted.
+ * -EINVAL, -EMSGSIZE, -ENOMEM, -ESHUTDOWN, -EPERM: nothing queued.
+ */
+WEFT_API int weft_co_peer_multicast(weft_peer_node *n,
+				    const weft_peer_id *ids, size_t count,
+				    const void *msg, size_t len, int *errs,
+				    uint64_t deadline_ns);
+
+/** Broadcast to every connected endpoint, waiting for room as
+ * weft_co_peer_multicast: how many it was queued for, or its errors. */
+WEFT_API int weft_co_peer_broadcast(weft_peer_node *n, const void *msg,
+				    size_t len, uint64_t deadline_ns);
+
 /** The next event: weft_peer_next_event's values. */
 WEFT_API int weft_co_peer_event(weft_peer_node *n, weft_peer_event *ev,
 				uint64_t deadline_ns);

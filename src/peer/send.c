@@ -224,3 +224,102 @@ int weft_co_peer_send(weft_peer_node *n, weft_peer_id id, const void *msg,
 	err = weft_await_until(&weft_peer_send_desc, &s, &res, deadline_ns);
 	return err ? err : res;
 }
+
+/* ---- waiting multicast and broadcast (fibers) ---- */
+
+/* Queue @m on @ep, waiting for room until @deadline. */
+static int queue_wait(struct weft_peer_endpoint *ep, struct weft_peer_msg *m,
+		      uint64_t deadline)
+{
+	weft_mpsc_send s;
+	int r = queue(ep, m), res = 0;
+
+	if (r != -EAGAIN)
+		return r;
+	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+	weft_mpsc_send_init(&s, ep->tx, &m);
+	r = weft_await_until(&weft_mpsc_send_desc, &s, &res, deadline);
+	if (!r)
+		r = res == -EPIPE ? -ENOENT : res;
+	if (r)
+		weft__peer_msg_unref(m); /* the queue did not take it */
+	return r;
+}
+
+int weft_co_peer_multicast(weft_peer_node *n, const weft_peer_id *ids,
+			   size_t count, const void *msg, size_t len,
+			   int *errs, uint64_t deadline_ns)
+{
+	struct weft_peer_msg *m;
+	int r = check(n, msg, len), k = 0;
+
+	if (r)
+		return r;
+	if (!ids && count)
+		return -EINVAL;
+	if (!weft_in_fiber())
+		return -EPERM;
+	m = weft__peer_msg_new(msg, len);
+	if (!m)
+		return -ENOMEM;
+	for (size_t i = 0; i < count; i++) {
+		struct weft_peer_endpoint *ep =
+			weft__peer_table_get(&n->table, ids[i]);
+		r = ep ? queue_wait(ep, m, deadline_ns) : -ENOENT;
+		if (ep)
+			weft__peer_ep_unref(ep);
+		if (errs)
+			errs[i] = r;
+		k += r == 0;
+		if (r == -ECANCELED) {
+			for (size_t j = i + 1; errs && j < count; j++)
+				errs[j] = r;
+			break;
+		}
+	}
+	weft__peer_msg_unref(m);
+	return k;
+}
+
+struct collect {
+	weft_peer_id *ids;
+	size_t n, cap;
+	bool oom;
+};
+
+static void collect_up(struct weft_peer_endpoint *ep, void *arg)
+{
+	struct collect *c = arg;
+
+	if (!atomic_load_explicit(&ep->up, memory_order_acquire))
+		return;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 64;
+		weft_peer_id *ids = realloc(c->ids, cap * sizeof(*ids));
+		if (!ids) {
+			c->oom = true;
+			return;
+		}
+		c->ids = ids;
+		c->cap = cap;
+	}
+	c->ids[c->n++] = ep->id;
+}
+
+int weft_co_peer_broadcast(weft_peer_node *n, const void *msg, size_t len,
+			   uint64_t deadline_ns)
+{
+	struct collect c = { 0 };
+	int r = check(n, msg, len);
+
+	if (r)
+		return r;
+	if (!weft_in_fiber())
+		return -EPERM;
+	weft__peer_table_each(&n->table, collect_up, &c);
+	r = c.oom ? -ENOMEM
+		  : weft_co_peer_multicast(n, c.ids, c.n, msg, len, NULL,
+					   deadline_ns);
+	free(c.ids);
+	return r;
+}
