@@ -54,6 +54,7 @@
 
 #include <weft/core.h>
 #include <weft/mpsc.h>
+#include <weft/runtime.h>
 
 #ifdef __cplusplus
 extern "C" {
