@@ -31,6 +31,13 @@
 #                        run a client or benchmark, output in OUT; return its
 #                        status, with its stderr's head on stderr on failure
 #   cmp_field FILE KEY   a key=value field of FILE's line
+#   cmp_record OK CELL ROUND LINE RATE_KEY UNIT
+#                        after a run of $cur (weft or tokio): if OK is 1,
+#                        take RATE_KEY and p99_us from the file LINE, say
+#                        them and add them to $tmp/results; else note the
+#                        failure: weft_failed=1 for weft; for tokio,
+#                        tokio_skip says why and tokio_bin is emptied (no
+#                        more Tokio runs)
 #   cmp_table            the table of medians of $tmp/results (see there)
 
 cmp_parse_opts() {
@@ -192,6 +199,21 @@ cmp_run() {
 
 cmp_field() {
 	sed -n "s/.* $2=\\([^ ]*\\).*/\\1/p" "$1"
+}
+
+# shellcheck disable=SC2034 # weft_failed, tokio_skip: for the caller
+cmp_record() {
+	if [ "$1" -eq 1 ]; then
+		_crate=$(cmp_field "$4" "$5")
+		_cp99=$(cmp_field "$4" p99_us)
+		echo "$cmp_name: $2 round $3 $cur: $_crate $6, p99 $_cp99 us"
+		echo "$cur $2 $_crate $_cp99" >>"$tmp/results"
+	elif [ "$cur" = weft ]; then
+		weft_failed=1
+	else
+		tokio_skip="a ${tokio_bin##*/} run failed"
+		tokio_bin=
+	fi
 }
 
 # cmp_table: one table of $tmp/results, whose lines are

@@ -91,9 +91,9 @@ cmp_setup
 . "$srcdir/bench/tokio/build.sh"
 tokio_build "$builddir" "$srcdir" echo-compare
 tokio_skip=${tokio_skip:-}
-tokio_server=
+tokio_bin=
 [ -z "$tokio_skip" ] &&
-	tokio_server=$tokio_dir/target/release/tokio-echo-server
+	tokio_bin=$tokio_dir/target/release/tokio-echo-server
 
 # ------------------------------------------------------------------ runs
 # start_server NAME BINARY: start it on a kernel-picked port; sets
@@ -111,7 +111,7 @@ server_bin() {
 	if [ "$cur" = weft ]; then
 		bin=$weft_server
 	else
-		bin=$tokio_server
+		bin=$tokio_bin
 	fi
 	[ -n "$bin" ]
 }
@@ -129,11 +129,6 @@ run_client() {
 		crc=1
 	fi
 	return "$crc"
-}
-
-# field KEY: a key=value field of the client's line
-field() {
-	cmp_field "$tmp/client.line" "$1"
 }
 
 weft_failed=0
@@ -154,18 +149,8 @@ for cell in $cells; do
 				run_client "$conns" "$size" || ok=0
 				cmp_stop_server "$cur" || ok=0
 			fi
-			if [ "$ok" -eq 1 ]; then
-				rate=$(field rtt_per_sec)
-				p99=$(field p99_us)
-				echo "echo-compare: ${conns}x$size round $r" \
-				     "$cur: $rate rt/s, p99 $p99 us"
-				echo "$cur $cell $rate $p99" >>"$tmp/results"
-			elif [ "$cur" = weft ]; then
-				weft_failed=1
-			else
-				tokio_skip="a tokio-echo-server run failed"
-				tokio_server=
-			fi
+			cmp_record "$ok" "$cell" "$r" "$tmp/client.line" \
+				rtt_per_sec rt/s
 		done
 		r=$((r + 1))
 	done
