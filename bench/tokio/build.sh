@@ -44,8 +44,8 @@ tokio_build() {
 	}
 	_tb_dir=$(cd "$_tb_dir" && pwd)
 	echo '*' >"$_tb_dir/.gitignore"
-	for _tb_f in Cargo.toml src/main.rs src/echo_server.rs \
-	    .cargo/config.toml; do
+	for _tb_f in Cargo.toml src/main.rs src/echo_server.rs src/server.rs \
+	    src/cli.rs .cargo/config.toml; do
 		if ! cmp -s "$_tb_src/$_tb_f" "$_tb_dir/$_tb_f"; then
 			cp "$_tb_src/$_tb_f" "$_tb_dir/$_tb_f" || {
 				tokio_skip="cannot copy $_tb_f to $_tb_dir"
