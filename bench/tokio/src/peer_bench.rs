@@ -36,13 +36,13 @@
 //  - broadcast: node A and P receiver nodes (default 10), A dials each; A
 //    broadcasts each message (one shared Bytes) to all; every receiver
 //    checks and records; throughput counts deliveries (P * M).
-// A message (S >= 16): bytes 0..8 the sequence number (u64 little-endian,
-// from 0), 8..16 the send time (u64 little-endian, ns of CLOCK_MONOTONIC,
-// taken when the message is made, just before it is queued), then 8-byte
-// little-endian words seq * 0x9e3779b97f4a7c15 ^ k for k = 0, 1, ... (the
-// last one cut to what is left). Latency: receive time (when the consumer
-// takes it from the event channel) - send time, into a log-linear histogram
-// (bench/loadgen.h's: 128 buckets per power of two).
+// A message (S >= 16), as bench/peer-bench.c makes it: bytes 0..8 the
+// sequence number (u64 little-endian, from 0), 8..16 the send time (u64
+// little-endian, ns of CLOCK_MONOTONIC, taken when the message is made,
+// just before it is queued), then byte i = (seq * 31 + i * 7) mod 256.
+// Latency: receive time (when the consumer takes it from the event
+// channel) - send time, into a log-linear histogram (bench/loadgen.h's:
+// 128 buckets per power of two).
 //
 // Output: one line for scripts,
 //   peer: mode=pair size=S count=M secs=F msgs_per_sec=F p50_us=F p99_us=F
@@ -76,7 +76,6 @@ const HELLO: u8 = 1;
 const WELCOME: u8 = 2;
 const HANDSHAKE_LEN: usize = 16;
 const HEADER: usize = 16; // sequence number and send time
-const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_ERROR_REPORTS: u64 = 10;
 
@@ -189,35 +188,29 @@ impl Hist {
 
 // ------------------------------------------------------------- messages
 
+// Byte i (>= HEADER) of message seq: bench/peer-bench.c's pattern().
+fn pattern(seq: u64, i: usize) -> u8 {
+    seq.wrapping_mul(31)
+        .wrapping_add((i as u64).wrapping_mul(7)) as u8
+}
+
 fn make_msg(seq: u64, size: usize) -> Bytes {
     let mut b = BytesMut::with_capacity(size);
-    let base = seq.wrapping_mul(GOLDEN);
-    let mut k = 0u64;
 
-    b.put_u64_le(seq);
-    b.put_u64_le(now_ns());
-    while b.len() + 8 <= size {
-        b.put_u64_le(base ^ k);
-        k += 1;
+    b.resize(size, 0);
+    for (i, x) in b.iter_mut().enumerate().skip(HEADER) {
+        *x = pattern(seq, i);
     }
-    let rest = size - b.len();
-    b.put_slice(&(base ^ k).to_le_bytes()[..rest]);
+    b[0..8].copy_from_slice(&seq.to_le_bytes());
+    b[8..16].copy_from_slice(&now_ns().to_le_bytes());
     b.freeze()
 }
 
 fn check_body(m: &[u8], seq: u64) -> bool {
-    let base = seq.wrapping_mul(GOLDEN);
-    let mut words = m[HEADER..].chunks_exact(8);
-    let mut k = 0u64;
-
-    for w in &mut words {
-        if u64::from_le_bytes(w.try_into().unwrap()) != base ^ k {
-            return false;
-        }
-        k += 1;
-    }
-    let rest = words.remainder();
-    rest == &(base ^ k).to_le_bytes()[..rest.len()]
+    m.iter()
+        .enumerate()
+        .skip(HEADER)
+        .all(|(i, x)| *x == pattern(seq, i))
 }
 
 fn handshake(kind: u8, port: u16, id: u64) -> Bytes {
