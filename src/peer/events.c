@@ -68,9 +68,24 @@ bool weft__peer_ev_on(const weft_peer_node *n, int kind)
 
 void weft__peer_emit(weft_peer_node *n, struct peer_ev *ev)
 {
-	if (!weft__peer_ev_on(n, ev->kind) ||
-	    weft_mpsc_try_send(n->evtx, ev) != 0)
+	int err = -EPIPE;
+
+	/* Under the lock: shutdown closes the stream (drops evtx) under it,
+	 * and remove may run after that. Never called with the lock held. */
+	if (weft__peer_ev_on(n, ev->kind)) {
+		pthread_mutex_lock(&n->lock);
+		if (n->evtx)
+			err = weft_mpsc_try_send(n->evtx, ev);
+		pthread_mutex_unlock(&n->lock);
+	}
+	if (err)
 		ev_free(ev);
+}
+
+void weft__peer_events_close(weft_peer_node *n)
+{
+	weft_mpsc_tx_drop(n->evtx);
+	n->evtx = NULL;
 }
 
 void weft__peer_emit_addr(weft_peer_node *n, int kind, weft_peer_id peer,
@@ -102,6 +117,8 @@ void weft__peer_emit_addr(weft_peer_node *n, int kind, weft_peer_id peer,
 	weft__peer_emit(n, &ev);
 }
 
+/* Only node fibers call this, and they have all ended before shutdown
+ * closes the stream: evtx is read without the lock. */
 int weft__peer_emit_msg(weft_peer_node *n, struct peer_ev *ev)
 {
 	int err;

@@ -283,10 +283,12 @@ int weft_peer_shutdown(weft_peer_node *n)
 		return err;
 	/* Every fiber has ended: what is still queued stays unsent. */
 	pthread_mutex_lock(&n->lock);
-	if (!n->shut_done)
+	if (!n->shut_done) {
 		for (ep = n->eps; ep; ep = ep->next)
 			atomic_fetch_add(&n->st_dropped,
 					 weft__peer_queue_drain(ep));
+		weft__peer_events_close(n);
+	}
 	n->shut_done = true;
 	pthread_mutex_unlock(&n->lock);
 	return 0;

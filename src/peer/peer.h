@@ -246,6 +246,9 @@ struct peer_ev {
 	struct peer_ev_aux *aux;
 };
 int weft__peer_events_init(weft_peer_node *n);
+/* End the stream: takers get what is queued, then -EPIPE. Under lock, once
+ * every node fiber has ended. */
+void weft__peer_events_close(weft_peer_node *n);
 void weft__peer_events_fini(weft_peer_node *n);
 bool weft__peer_ev_on(const weft_peer_node *n, int kind);
 /* Queue a control event (never waits; owns ev's data and aux: freed on
