@@ -543,10 +543,11 @@ out:
 	}
 	if (!weft_peer_stats_get(n->peer, &st))
 		printf("gossip: node %ld: received %llu, sent %llu, "
-		       "%llu duplicates\n", opt.node,
+		       "%llu duplicates, %llu forwards short\n", opt.node,
 		       (unsigned long long)st.received,
 		       (unsigned long long)st.sent,
-		       (unsigned long long)n->duplicates);
+		       (unsigned long long)n->duplicates,
+		       (unsigned long long)n->forward_failed);
 	weft_peer_node_free(n->peer);
 	free(n->seen.keys);
 	weft_runtime_free(rt);
