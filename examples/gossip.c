@@ -46,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <weft.h>
 #include <weft/peer.h>
@@ -235,7 +236,7 @@ static void *node_events(void *arg)
 			else
 				printf("disconnected from node %d: %s\n", j,
 				       ev.error ? weft_strerror(ev.error)
-						: "closed by it");
+						: "the remote closed it");
 			break;
 		case WEFT_PEER_MESSAGE:
 			on_message(n, j, &ev);
@@ -452,6 +453,10 @@ static int run_all(void)
 	void *ok = NULL;
 	int st = -1;
 
+	/* A watchdog: should anything hang (a shutdown that never returns,
+	 * an event stream that never ends), SIGALRM kills the program
+	 * rather than stall make check. */
+	alarm((unsigned)(opt.timeout_ms / 1000) + 10);
 	weft_runtime_config_init(&cfg);
 	if (weft_runtime_new(&cfg, &rt))
 		return 1;
