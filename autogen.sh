@@ -11,13 +11,15 @@ required="autoconf automake libtool pkg-config make gcc liburing-dev libck-dev
 	  libcriterion-dev"
 # Optional: cargo and librust-tokio-dev are the Tokio side of `make demo`
 # (offline crate sources from Debian; without them bench/compare.sh says so
-# and runs weft alone), golang-go its Go side (the fiber workloads against
+# and runs weft alone), librust-tokio-util-dev and librust-futures-util-dev
+# that of its frame and peer comparisons (tokio-util's codec; also make
+# codec-tokio-diff), golang-go its Go side (the fiber workloads against
 # goroutines); clang is the second compiler .ci/run builds with;
 # gcc-aarch64-linux-gnu and qemu-user let make check test the AArch64
 # fiber context switch on an x86-64 machine; libhttp-parser-dev is the HTTP
 # parser of examples/http-hello (built only when configure finds it);
 # libclang-rt-dev holds clang's libFuzzer (tests/codec-fuzz.sh).
-optional="cargo librust-tokio-dev golang-go clang libclang-rt-dev gcc-aarch64-linux-gnu qemu-user libhttp-parser-dev"
+optional="cargo librust-tokio-dev librust-tokio-util-dev librust-futures-util-dev golang-go clang libclang-rt-dev gcc-aarch64-linux-gnu qemu-user libhttp-parser-dev"
 
 # The packages among "$@" that are not installed, each after a space.
 missing() {

@@ -313,7 +313,8 @@ enum weft_peer_event_kind {
 
 /**
  * An event. Which fields are set depends on kind (see
- * enum weft_peer_event_kind); the others are 0.
+ * enum weft_peer_event_kind); the others are 0, addrlen 0 and url "" when
+ * the kind has none (the rest of addr and url is not cleared).
  */
 typedef struct weft_peer_event {
 	int kind;                     /**< enum weft_peer_event_kind */
@@ -348,7 +349,9 @@ typedef struct weft_peer_event {
 	char url[WEFT_PEER_URL_MAX];
 } weft_peer_event;
 
-/** Free what @ev owns (its data) and zero it. NULL is accepted. */
+/** Free what @ev owns (its data) and empty it: every field 0 or NULL,
+ * addr's family AF_UNSPEC, url "" (the bytes of addr and url past those
+ * are not cleared). NULL is accepted. */
 WEFT_API void weft_peer_event_clear(weft_peer_event *ev);
 
 /**

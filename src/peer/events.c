@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <weft/fiber.h>
 
@@ -126,9 +127,11 @@ int weft__peer_emit_msg(weft_peer_node *n, struct peer_ev *ev)
 
 /* ---- taking events ---- */
 
+/* Fill the caller's event. Only the head is written for a plain event:
+ * the address and url (about 430 bytes) only when the event has them, or
+ * emptied with their first bytes, so a message costs no big memset. */
 static void ev_out(weft_peer_node *n, struct peer_ev *in, weft_peer_event *ev)
 {
-	memset(ev, 0, sizeof(*ev));
 	ev->kind = in->kind;
 	ev->peer = in->peer;
 	ev->inbound = in->inbound;
@@ -142,6 +145,10 @@ static void ev_out(weft_peer_node *n, struct peer_ev *in, weft_peer_event *ev)
 		ev->addrlen = in->aux->addrlen;
 		memcpy(ev->url, in->aux->url, sizeof(ev->url));
 		free(in->aux);
+	} else {
+		ev->addr.ss_family = AF_UNSPEC;
+		ev->addrlen = 0;
+		ev->url[0] = '\0';
 	}
 	if (msg_class(in->kind))
 		weft_semaphore_release(n->evsem, 1);
@@ -152,7 +159,17 @@ void weft_peer_event_clear(weft_peer_event *ev)
 	if (!ev)
 		return;
 	free(ev->data);
-	memset(ev, 0, sizeof(*ev));
+	ev->kind = 0;
+	ev->peer = 0;
+	ev->inbound = false;
+	ev->error = 0;
+	ev->node_id = 0;
+	ev->data = NULL;
+	ev->len = 0;
+	ev->dropped = 0;
+	ev->addr.ss_family = AF_UNSPEC;
+	ev->addrlen = 0;
+	ev->url[0] = '\0';
 }
 
 int weft_peer_try_event(weft_peer_node *n, weft_peer_event *ev)
