@@ -68,6 +68,15 @@ sys.exit(1)
 PY
 ) || fail "no five free ports"
 
+# wait_line SECONDS FILE REGEX: wait until FILE has a line matching REGEX.
+wait_line() {
+	for _ in $(seq $(($1 * 10))); do
+		grep -q "$3" "$2" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # start I NAME [OPTIONS]: run node I with its output in $dir/NAME.out.
 start() {
 	local i=$1 name=$2
@@ -76,11 +85,7 @@ start() {
 	"$gossip" --node "$i" --port "$base" --reconnect-ms 100 "$@" \
 		>"${out[$i]}" 2>&1 &
 	pid[$i]=$!
-	for _ in $(seq 50); do
-		grep -q "listening on" "${out[$i]}" && return 0
-		sleep 0.1
-	done
-	fail "node $i did not start"
+	wait_line 5 "${out[$i]}" "listening on" || fail "node $i did not start"
 }
 
 # The last message node 0 has flooded (0: none yet).
@@ -133,7 +138,7 @@ k=$(last_sent)
 s=$(got_all 4 $((k + 1)) 1 2 3 4) ||
 	fail "node 3 restarted: nodes 1-4 got nothing after 0:$k"
 for j in 0 1 2 4; do
-	grep -q "^connected to node $j (inbound)" "${out[3]}" ||
+	wait_line 3 "${out[3]}" "^connected to node $j (inbound)" ||
 		fail "node $j did not reconnect to the restarted node 3"
 done
 echo "gossip-restart: node 3 restarted, reconnected by 0, 1, 2, 4;" \
