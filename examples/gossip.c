@@ -402,7 +402,8 @@ static void *flood(void *arg)
 		if (t.up[i] != (int)opt.nodes - 1)
 			printf("gossip: node %lu is connected to %d of %lu\n",
 			       i, t.up[i], opt.nodes - 1);
-	t_mesh = weft_now_ns() - t0;
+	if (!err)
+		t_mesh = weft_now_ns() - t0;
 
 	/* One message at a time: each latency is the flood's alone. */
 	for (t.seq = 1; !err && t.seq <= opt.rounds; t.seq++) {
