@@ -249,7 +249,8 @@ static void *node_events(void *arg)
 					sizeof(port),
 					NI_NUMERICHOST | NI_NUMERICSERV))
 				strcpy(addr, "?");
-			printf("refused %s port %s: %s\n", addr, port,
+			printf("refused %s port %s (node id %016llx): %s\n",
+			       addr, port, (unsigned long long)ev.node_id,
 			       weft_strerror(ev.error));
 			break;
 		}
