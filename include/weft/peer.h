@@ -243,7 +243,6 @@ typedef struct weft_peer_send {
 	weft_peer_node *_node;
 	weft_peer_id _id;
 	struct weft_peer_msg *_msg;
-	int _err;
 	bool _started;
 	weft_mpsc_send _send;
 	struct weft_peer_endpoint *_ep;

@@ -104,6 +104,8 @@ void weft__peer_conn_close(struct peer_conn *c, enum peer_close how, int err)
 {
 	int cur = atomic_load(&c->close_how), e = CLOSE_ERR_NONE;
 
+	if (how == CLOSE_DRAIN && !c->drain_until)
+		c->drain_until = weft_now_ns() + c->node->cfg.shutdown_ns;
 	while ((int)how > cur &&
 	       !atomic_compare_exchange_weak(&c->close_how, &cur, (int)how))
 		;
@@ -282,7 +284,7 @@ static int writer_loop(struct peer_conn *c)
 			return r;
 	}
 	/* Shutdown in flush mode: the whole queue, within shutdown_ns. */
-	uint64_t deadline = weft_now_ns() + c->node->cfg.shutdown_ns;
+	uint64_t deadline = c->drain_until;
 	while (weft_mpsc_try_recv(rx, &m) == 0) {
 		r = write_msg(c, m, weft_mpsc_len(rx) == 0, deadline);
 		if (r)
@@ -389,10 +391,12 @@ static void run_conn(struct peer_conn *c)
 	if (atomic_load(&c->close_how) != CLOSE_NOW) {
 		/* graceful: what is buffered, our FIN, then the remote's */
 		int fr = 0;
-		weft_await_until(&flush_desc, &c->w, &fr,
-				 weft_now_ns() + n->cfg.shutdown_ns);
+		uint64_t until = atomic_load(&c->close_how) == CLOSE_DRAIN
+					 ? c->drain_until
+					 : weft_now_ns() + n->cfg.handshake_ns;
+		weft_await_until(&flush_desc, &c->w, &fr, until);
 		shutdown(c->fd, SHUT_WR);
-		reader_wait(c, weft_now_ns() + n->cfg.handshake_ns);
+		reader_wait(c, until);
 	}
 	weft__peer_conn_close(c, CLOSE_NOW, err);
 	reader_wait(c, 0);

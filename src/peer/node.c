@@ -269,6 +269,9 @@ int weft_peer_shutdown(weft_peer_node *n)
 		weft_semaphore_close(n->evsem);
 		pthread_mutex_lock(&n->lock);
 		for (ep = n->eps; ep; ep = ep->next) {
+			/* sends waiting for room fail (-ESHUTDOWN); what is
+			 * queued stays for the flush */
+			weft_mpsc_rx_close(ep->rx);
 			ep->want = false;
 			weft__peer_ep_update(ep);
 			weft_notify_one(ep->wake);

@@ -155,6 +155,8 @@ struct peer_conn {
 	atomic_int close_how;  /* enum peer_close, the strongest asked */
 	atomic_int close_err;  /* what DISCONNECTED says, first one wins;
 				* 1: none yet */
+	uint64_t drain_until;  /* CLOSE_DRAIN: the flush's deadline, set
+				* before close_how */
 	int read_err;
 	struct peer_conn *next; /* node->conns */
 };

@@ -23,6 +23,14 @@ static int check(weft_peer_node *n, const void *msg, size_t len)
 	return 0;
 }
 
+/* A queue's -EPIPE: it was closed by shutdown or by remove. */
+static int closed(struct weft_peer_endpoint *ep, int r)
+{
+	if (r != -EPIPE)
+		return r;
+	return atomic_load(&ep->node->closing) ? -ESHUTDOWN : -ENOENT;
+}
+
 /* Queue @m (one reference taken for the queue) on @ep without waiting. */
 static int queue(struct weft_peer_endpoint *ep, struct weft_peer_msg *m)
 {
@@ -34,7 +42,7 @@ static int queue(struct weft_peer_endpoint *ep, struct weft_peer_msg *m)
 	r = weft_mpsc_try_send(ep->tx, &m);
 	if (r) {
 		atomic_fetch_sub_explicit(&m->refs, 1, memory_order_relaxed);
-		return r == -EPIPE ? -ENOENT : r;
+		return closed(ep, r);
 	}
 	return 0;
 }
@@ -134,14 +142,10 @@ int weft_peer_send_init(weft_peer_send *s, weft_peer_node *n, weft_peer_id id,
 	s->_id = id;
 	s->_ep = NULL;
 	s->_started = false;
-	s->_err = len > n->cfg.max_message ? -EMSGSIZE : 0;
-	s->_msg = NULL;
-	if (!s->_err) {
-		s->_msg = weft__peer_msg_new(msg, len);
-		if (!s->_msg)
-			return -ENOMEM;
-	}
-	return 0;
+	if (len > n->cfg.max_message)
+		return -EMSGSIZE;
+	s->_msg = weft__peer_msg_new(msg, len);
+	return s->_msg ? 0 : -ENOMEM;
 }
 
 weft_poll weft_peer_send_poll(weft_peer_send *s, weft_cx *cx, int *res)
@@ -151,7 +155,7 @@ weft_poll weft_peer_send_poll(weft_peer_send *s, weft_cx *cx, int *res)
 	if (!s || !s->_node || !cx)
 		goto out;
 	if (!s->_started) {
-		r = s->_err ? s->_err : check(s->_node, s->_msg->data, 0);
+		r = check(s->_node, s->_msg->data, 0);
 		if (r)
 			goto out;
 		s->_ep = weft__peer_table_get(&s->_node->table, s->_id);
@@ -171,8 +175,8 @@ weft_poll weft_peer_send_poll(weft_peer_send *s, weft_cx *cx, int *res)
 		return WEFT_PENDING;
 	if (r == 0)
 		s->_msg = NULL; /* the queue's now */
-	else if (r == -EPIPE)
-		r = -ENOENT;
+	else
+		r = closed(s->_ep, r);
 out:
 	if (res)
 		*res = r;
@@ -240,7 +244,7 @@ static int queue_wait(struct weft_peer_endpoint *ep, struct weft_peer_msg *m,
 	weft_mpsc_send_init(&s, ep->tx, &m);
 	r = weft_await_until(&weft_mpsc_send_desc, &s, &res, deadline);
 	if (!r)
-		r = res == -EPIPE ? -ENOENT : res;
+		r = closed(ep, res);
 	if (r)
 		weft__peer_msg_unref(m); /* the queue did not take it */
 	return r;
