@@ -21,6 +21,7 @@
 #include <weft/mpsc.h>
 #include <weft/multishot.h>
 #include <weft/net.h>
+#include <weft/peer.h>
 #include <weft/runtime.h>
 #include <weft/sync.h>
 #include <weft/task.h>
