@@ -304,21 +304,23 @@ static bool act(struct node *me, struct stress_rng *rng, bool fiber,
 		accept_n(me, seq, rc);
 		return true;
 	}
-	if (dice < 850) { /* want it */
+	if (dice < 800) { /* want it */
 		rc = weft_peer_connect(me->n, id);
 		STRESS_CHECK(rc == 0 || rc == -ENOENT || rc == -ESHUTDOWN,
 			     "connect: %d", rc);
 		return rc != -ESHUTDOWN;
 	}
-	if (dice < 950) {
+	if (dice < 830) {
 		rc = weft_peer_disconnect(me->n, id);
 		STRESS_CHECK(rc == 0 || rc == -ENOENT || rc == -ESHUTDOWN,
 			     "disconnect: %d", rc);
 		return !atomic_load(&me->down);
 	}
-	if (!lists) {
+	if (dice < 995 || !lists) { /* a pause */
 		if (fiber)
 			weft_co_sleep(stress_below(rng, 200000));
+		else
+			stress_sleep_us((unsigned)stress_below(rng, 200));
 		return !atomic_load(&me->down);
 	}
 	/* remove and list again: a new id */
