@@ -102,6 +102,7 @@ typedef struct weft_framed_writer {
 	size_t _out_cap, _out_len;
 	bool _sending;
 	weft_send_all _send;
+	uint64_t _written;      /* bytes the socket took */
 } weft_framed_writer;
 
 /**
@@ -160,6 +161,16 @@ WEFT_API extern const weft_future_desc weft_framed_send_desc;
  * NULL: see core.h. */
 WEFT_API weft_poll weft_framed_flush_poll(weft_framed_writer *w, weft_cx *cx,
 					  int *res);
+
+/**
+ * Bytes (headers included) of @w's frames that the socket has taken so
+ * far, as of the writer's last poll (a send that completed since is
+ * counted at the next send or flush poll); a failed send counts what it
+ * wrote before it failed. Frames are written in order, so every frame
+ * whose last byte is within this count has reached the socket. 0 for
+ * NULL. Not concurrently with a poll of @w.
+ */
+WEFT_API uint64_t weft_framed_writer_written(const weft_framed_writer *w);
 
 /**
  * Release @w's buffers (not the fd; queued, unsent frames are dropped).

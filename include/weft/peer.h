@@ -220,9 +220,10 @@ WEFT_API int weft_peer_disconnect(weft_peer_node *n, weft_peer_id id);
 /**
  * Queue a copy of the @len bytes at @msg for endpoint @id without waiting.
  * A message is queued when the endpoint is connected or wanted
- * (weft_peer_connect: it goes out once connected); it is handed to the
- * connection in order, and WEFT_PEER_SENT (or WEFT_PEER_SEND_FAILED, when
- * the connection failed with it in hand) follows.
+ * (weft_peer_connect: it goes out once connected); it is written to the
+ * connection in order, and WEFT_PEER_SENT follows once the socket took all
+ * of it (or WEFT_PEER_SEND_FAILED, when the connection ended before: some
+ * of its bytes may have left).
  * Returns 0, or -EINVAL (NULL @n, NULL @msg with @len > 0), -EMSGSIZE
  * (@len over max_message), -ENOENT (no such endpoint), -ENOTCONN (neither
  * connected nor wanted), -EAGAIN (its queue is full: nothing queued),
@@ -298,7 +299,7 @@ enum weft_peer_event_kind {
 	WEFT_PEER_CONNECTED,    /**< peer, node_id, addr, inbound */
 	WEFT_PEER_DISCONNECTED, /**< peer, node_id, addr, error */
 	WEFT_PEER_MESSAGE,      /**< peer, data, len */
-	WEFT_PEER_SENT,         /**< peer, len */
+	WEFT_PEER_SENT,         /**< peer, len: the socket took it */
 	WEFT_PEER_SEND_FAILED,  /**< peer, len, error */
 	WEFT_PEER_REFUSED,      /**< addr, node_id (0 if none), error */
 	WEFT_PEER_DISCOVERED,   /**< url, node_id, addr */
@@ -395,9 +396,14 @@ typedef struct weft_peer_stats {
 	size_t size;             /**< sizeof(weft_peer_stats), set by caller */
 	uint64_t endpoints;      /**< listed now */
 	uint64_t connected;      /**< connected now */
-	uint64_t sent;           /**< messages handed to connections */
+	/** messages the socket took (SENT events): counted once all of
+	 * their bytes were written to the connection's socket */
+	uint64_t sent;
 	uint64_t sent_bytes;     /**< their bytes */
-	uint64_t received;       /**< messages received */
+	/** messages received and reported (MESSAGE events; all received
+	 * when those are off). A connection closed at once (remove, DROP
+	 * shutdown, an error) discards what it had not reported yet. */
+	uint64_t received;
 	uint64_t received_bytes; /**< their bytes */
 	uint64_t send_failed;    /**< SEND_FAILED messages */
 	/** Queued messages freed unsent: by weft_peer_remove, or by

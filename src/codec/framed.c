@@ -231,6 +231,8 @@ static weft_poll writer_drive(weft_framed_writer *w, weft_cx *cx)
 			if (weft_send_all_poll(&w->_send, cx, &r) ==
 			    WEFT_PENDING)
 				return WEFT_PENDING;
+			w->_written += r >= 0 ? (uint64_t)r
+					      : weft_send_all_done(&w->_send);
 			weft_send_all_drop(&w->_send);
 			w->_sending = false;
 			w->_out_len = 0;
@@ -307,6 +309,11 @@ WEFT_API weft_poll weft_framed_flush_poll(weft_framed_writer *w, weft_cx *cx,
 	if (writer_drive(w, cx) == WEFT_PENDING)
 		return WEFT_PENDING;
 	return ready(res, w->_err);
+}
+
+WEFT_API uint64_t weft_framed_writer_written(const weft_framed_writer *w)
+{
+	return w ? w->_written : 0;
 }
 
 WEFT_API void weft_framed_writer_free(weft_framed_writer *w)

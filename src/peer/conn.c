@@ -52,8 +52,10 @@ static void conn_unref(struct peer_conn *c)
 	close(c->fd);
 	weft_notify_free(c->stop);
 	weft_notify_free(c->rdone);
+	weft_join_drop(atomic_load(&c->reader_join));
 	if (c->ep)
 		weft__peer_ep_unref(c->ep);
+	free(c->pending);
 	free(c);
 }
 
@@ -110,8 +112,13 @@ void weft__peer_conn_close(struct peer_conn *c, enum peer_close how, int err)
 	       !atomic_compare_exchange_weak(&c->close_how, &cur, (int)how))
 		;
 	atomic_compare_exchange_strong(&c->close_err, &e, err);
-	if (how == CLOSE_NOW)
+	if (how == CLOSE_NOW) {
 		shutdown(c->fd, SHUT_RDWR);
+		/* The shutdown ends a pending recv, but not one that is
+		 * waiting for a provided buffer of its worker, nor a reader
+		 * waiting to report: abort it. */
+		weft_task_abort(atomic_load(&c->reader_join));
+	}
 	weft_notify_one(c->stop);
 }
 
@@ -163,10 +170,6 @@ static void *reader(void *arg)
 			.node_id = c->remote_id,
 			.len = v.len,
 		};
-		atomic_fetch_add_explicit(&n->st_received, 1,
-					  memory_order_relaxed);
-		atomic_fetch_add_explicit(&n->st_received_bytes, v.len,
-					  memory_order_relaxed);
 		if (weft__peer_ev_on(n, WEFT_PEER_MESSAGE)) {
 			ev.data = malloc(v.len ? v.len : 1);
 			if (!ev.data) {
@@ -174,11 +177,16 @@ static void *reader(void *arg)
 				break;
 			}
 			memcpy(ev.data, v.data, v.len);
-			/* Shutting down: the events are closed, but keep
-			 * reading (and dropping) until the remote's FIN, so
-			 * that the writer may still flush. */
-			weft__peer_emit_msg(n, &ev);
+			/* Fails only when this reader is aborted (the
+			 * connection is closed at once): the message is
+			 * discarded, like bytes left in the socket. */
+			if (weft__peer_emit_msg(n, &ev) < 0)
+				continue;
 		}
+		atomic_fetch_add_explicit(&n->st_received, 1,
+					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&n->st_received_bytes, v.len,
+					  memory_order_relaxed);
 	}
 	c->read_err = r;
 	weft__peer_conn_close(c, CLOSE_NOW, r);
@@ -204,33 +212,86 @@ static int reader_wait(struct peer_conn *c, uint64_t deadline)
 
 /* ---- the writer ---- */
 
+/* Report the @k oldest pending messages: SENT (@err 0) or SEND_FAILED. */
+static void settle(struct peer_conn *c, size_t k, int err)
+{
+	weft_peer_node *n = c->node;
+	int kind = err ? WEFT_PEER_SEND_FAILED : WEFT_PEER_SENT;
+	bool report = weft__peer_ev_on(n, kind);
+	uint64_t bytes = 0;
+
+	for (size_t i = 0; i < k; i++) {
+		bytes += c->pending[i].len;
+		if (report) {
+			struct peer_ev ev = {
+				.kind = kind,
+				.peer = c->ep->id,
+				.node_id = c->remote_id,
+				.len = c->pending[i].len,
+				.error = err,
+			};
+			weft__peer_emit_msg(n, &ev);
+		}
+	}
+	if (err) {
+		atomic_fetch_add(&n->st_send_failed, k);
+	} else {
+		atomic_fetch_add_explicit(&n->st_sent, k, memory_order_relaxed);
+		atomic_fetch_add_explicit(&n->st_sent_bytes, bytes,
+					  memory_order_relaxed);
+	}
+	c->npending -= k;
+	memmove(c->pending, c->pending + k,
+		c->npending * sizeof(c->pending[0]));
+}
+
+/* SENT for every pending message the socket has taken all of. */
+static void confirm(struct peer_conn *c)
+{
+	uint64_t w = weft_framed_writer_written(&c->w);
+	size_t k = 0;
+
+	while (k < c->npending && c->pending[k].end <= w)
+		k++;
+	if (k)
+		settle(c, k, 0);
+}
+
+/* Write @m (consumed) to the connection, flushed when @flush. It is
+ * reported SENT once the socket took it; a connection that ends first
+ * reports it SEND_FAILED (its bytes may still have left in part). */
 static int write_msg(struct peer_conn *c, struct weft_peer_msg *m, bool flush,
 		     uint64_t deadline)
 {
 	weft_peer_node *n = c->node;
-	int r = weft_co_frame_send(&c->w, m->data, m->len, flush, deadline);
-	struct peer_ev ev = {
-		.kind = r == 0 ? WEFT_PEER_SENT : WEFT_PEER_SEND_FAILED,
-		.peer = c->ep->id,
-		.node_id = c->remote_id,
-		.len = m->len,
-		.error = r,
-	};
+	size_t len = m->len;
+	int r;
 
-	if (r == 0) {
-		atomic_fetch_add_explicit(&n->st_sent, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&n->st_sent_bytes, m->len,
-					  memory_order_relaxed);
-	} else if (r == -ETIMEDOUT) {
-		atomic_fetch_add(&n->st_dropped, 1); /* flush ran out of time */
-		weft__peer_msg_unref(m);
-		return r;
-	} else {
-		atomic_fetch_add(&n->st_send_failed, 1);
+	if (c->npending == c->cap_pending) {
+		size_t cap = c->cap_pending ? 2 * c->cap_pending : 64;
+		struct peer_pending *p = realloc(c->pending, cap * sizeof(*p));
+		if (!p) {
+			weft__peer_msg_unref(m);
+			return -ENOMEM;
+		}
+		c->pending = p;
+		c->cap_pending = cap;
 	}
+	r = weft_co_frame_send(&c->w, m->data, len, flush, deadline);
 	weft__peer_msg_unref(m);
-	if (weft__peer_ev_on(n, ev.kind))
-		weft__peer_emit_msg(n, &ev);
+	if (r == -ETIMEDOUT) {
+		atomic_fetch_add(&n->st_dropped, 1); /* flush ran out of time */
+		return r;
+	}
+	if (r == 0)
+		c->queued_bytes += n->codec.length_bytes + len;
+	/* A failed one is reported with the pending ones when the
+	 * connection ends (SEND_FAILED). */
+	c->pending[c->npending++] = (struct peer_pending){
+		.len = len,
+		.end = r == 0 ? c->queued_bytes : UINT64_MAX,
+	};
+	confirm(c);
 	return r;
 }
 
@@ -322,20 +383,27 @@ static void detach(struct peer_conn *c, bool had_queue, int err)
 
 	if (e == CLOSE_ERR_NONE)
 		e = err;
-	atomic_fetch_add(&n->st_disconnects, 1);
-	if (had_queue)
-		weft__peer_emit_addr(n, WEFT_PEER_DISCONNECTED, ep->id,
-				     c->remote_id, e, c->inbound, &c->addr,
-				     c->addrlen, NULL);
+	/* Not connected any more before DISCONNECTED is reported: a send
+	 * after the event sees it. */
 	pthread_mutex_lock(&n->lock);
-	if (had_queue)
-		ep->rx_busy = false;
 	if (ep->conn == c) {
 		ep->conn = NULL;
 		atomic_fetch_sub(&n->st_connected, 1);
 		weft__peer_ep_update(ep);
 		weft_notify_one(ep->wake);
 	}
+	pthread_mutex_unlock(&n->lock);
+	if (had_queue) {
+		atomic_fetch_add(&n->st_disconnects, 1);
+		weft__peer_emit_addr(n, WEFT_PEER_DISCONNECTED, ep->id,
+				     c->remote_id, e, c->inbound, &c->addr,
+				     c->addrlen, NULL);
+	}
+	/* Then the queue goes to a connection that replaced this one, so
+	 * its CONNECTED comes after this DISCONNECTED. */
+	pthread_mutex_lock(&n->lock);
+	if (had_queue)
+		ep->rx_busy = false;
 	start = weft__peer_need_dialer(ep);
 	drain = weft__peer_ep_claim_drain(ep);
 	pthread_mutex_unlock(&n->lock);
@@ -375,12 +443,16 @@ static void run_conn(struct peer_conn *c)
 		weft__peer_emit_addr(n, WEFT_PEER_CONNECTED, c->ep->id,
 				     c->remote_id, 0, c->inbound, &c->addr,
 				     c->addrlen, NULL);
+		weft_join *j = NULL;
 		atomic_fetch_add(&c->refs, 1);
-		if (weft__peer_go(n, reader, c, "peer-read") != 0) {
+		if (weft__peer_go_join(n, reader, c, "peer-read", &j) != 0) {
 			atomic_fetch_sub(&c->refs, 1);
 			atomic_store(&c->reader_done, true);
 			weft__peer_conn_close(c, CLOSE_NOW, -ENOMEM);
 		} else {
+			atomic_store(&c->reader_join, j);
+			if (atomic_load(&c->close_how) == CLOSE_NOW)
+				weft_task_abort(j); /* closed meanwhile */
 			err = writer_loop(c);
 		}
 	}
@@ -395,10 +467,21 @@ static void run_conn(struct peer_conn *c)
 					 ? c->drain_until
 					 : weft_now_ns() + n->cfg.handshake_ns;
 		weft_await_until(&flush_desc, &c->w, &fr, until);
+		confirm(c);
 		shutdown(c->fd, SHUT_WR);
 		reader_wait(c, until);
 	}
 	weft__peer_conn_close(c, CLOSE_NOW, err);
+	if (c->npending) {
+		/* the send in flight has ended (the socket is shut): count
+		 * what it wrote; the rest never reached the socket */
+		int fr = 0;
+		weft_await_until(&flush_desc, &c->w, &fr,
+				 weft_now_ns() + 1000000000u);
+		confirm(c);
+		if (c->npending)
+			settle(c, c->npending, err ? err : -ECANCELED);
+	}
 	reader_wait(c, 0);
 	detach(c, had_queue, err);
 }

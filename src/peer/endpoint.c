@@ -374,11 +374,14 @@ int weft_peer_disconnect(weft_peer_node *n, weft_peer_id id)
 		err = -ENOENT;
 	} else {
 		ep->want = false;
-		weft__peer_ep_update(ep);
 		weft_notify_one(ep->wake);
 		if (ep->conn)
 			weft__peer_conn_close(ep->conn, CLOSE_GRACEFUL,
 					      -ECANCELED);
+		/* sends fail from now on, though the connection still
+		 * writes what it holds */
+		atomic_store(&ep->open, false);
+		atomic_store(&ep->up, false);
 	}
 	pthread_mutex_unlock(&n->lock);
 	return err;

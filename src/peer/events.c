@@ -130,7 +130,13 @@ int weft__peer_emit_msg(weft_peer_node *n, struct peer_ev *ev)
 	err = weft_semaphore_try_acquire(n->evsem, 1);
 	if (err == -EAGAIN)
 		err = weft_co_semaphore_acquire(n->evsem, 1, 0);
-	if (err == 0) {
+	if (err && atomic_load(&n->closing)) {
+		/* Shutdown closed the permits: what happens while it runs
+		 * (the flush's SENT, the last messages) is still reported;
+		 * it is bounded by the flush. */
+		ev->nopermit = true;
+		err = weft_mpsc_try_send(n->evtx, ev);
+	} else if (err == 0) {
 		err = weft_mpsc_try_send(n->evtx, ev);
 		if (err)
 			weft_semaphore_release(n->evsem, 1);
@@ -167,7 +173,7 @@ static void ev_out(weft_peer_node *n, struct peer_ev *in, weft_peer_event *ev)
 		ev->addrlen = 0;
 		ev->url[0] = '\0';
 	}
-	if (msg_class(in->kind))
+	if (msg_class(in->kind) && !in->nopermit)
 		weft_semaphore_release(n->evsem, 1);
 }
 

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <weft/fiber.h>
@@ -191,6 +192,12 @@ uint64_t weft_peer_node_id(const weft_peer_node *n)
 int weft__peer_go(weft_peer_node *n, weft_fiber_fn fn, void *arg,
 		  const char *name)
 {
+	return weft__peer_go_join(n, fn, arg, name, NULL);
+}
+
+int weft__peer_go_join(weft_peer_node *n, weft_fiber_fn fn, void *arg,
+		       const char *name, weft_join **join)
+{
 	weft_fiber_opts o;
 	int err;
 
@@ -200,7 +207,7 @@ int weft__peer_go(weft_peer_node *n, weft_fiber_fn fn, void *arg,
 	pthread_mutex_lock(&n->live_mu);
 	n->live++;
 	pthread_mutex_unlock(&n->live_mu);
-	err = weft_go(n->rt, fn, arg, &o, NULL);
+	err = weft_go(n->rt, fn, arg, &o, join);
 	if (err)
 		weft__peer_fiber_exit(n);
 	return err;
@@ -228,10 +235,27 @@ static bool all_ended(weft_peer_node *n)
 	return z;
 }
 
+/* The flush ran past its time (a writer blocked on a remote that does not
+ * read, say): close every connection now. */
+static void escalate(weft_peer_node *n)
+{
+	pthread_mutex_lock(&n->lock);
+	for (struct peer_conn *c = n->conns; c; c = c->next)
+		weft__peer_conn_close(c, CLOSE_NOW, -ECANCELED);
+	pthread_mutex_unlock(&n->lock);
+}
+
 static int wait_ended(weft_peer_node *n)
 {
+	uint64_t until = weft_now_ns() + n->cfg.shutdown_ns + 100000000u;
+	bool escalated = false;
+
 	if (weft_in_fiber()) {
 		while (!all_ended(n)) {
+			if (!escalated && weft_now_ns() > until) {
+				escalated = true;
+				escalate(n);
+			}
 			/* bounded: a notify that raced the check is not
 			 * waited for long */
 			int err = weft_co_notified(n->idle,
@@ -244,8 +268,22 @@ static int wait_ended(weft_peer_node *n)
 	if (weft_runtime_current())
 		return -EPERM;
 	pthread_mutex_lock(&n->live_mu);
-	while (n->live)
-		pthread_cond_wait(&n->live_cv, &n->live_mu);
+	while (n->live) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&n->live_cv, &n->live_mu, &ts);
+		if (!escalated && n->live && weft_now_ns() > until) {
+			escalated = true;
+			pthread_mutex_unlock(&n->live_mu);
+			escalate(n);
+			pthread_mutex_lock(&n->live_mu);
+		}
+	}
 	pthread_mutex_unlock(&n->live_mu);
 	return 0;
 }

@@ -157,6 +157,17 @@ struct peer_conn {
 				* 1: none yet */
 	uint64_t drain_until;  /* CLOSE_DRAIN: the flush's deadline, set
 				* before close_how */
+	_Atomic(weft_join *) reader_join; /* aborted by CLOSE_NOW */
+	/* Messages handed to the framed writer that the socket has not
+	 * taken yet (as weft_framed_writer_written tells): each its size and
+	 * the writer's byte count at its end. SENT once the socket took it,
+	 * SEND_FAILED if the connection ends first. */
+	struct peer_pending {
+		size_t len;
+		uint64_t end;
+	} *pending;
+	size_t npending, cap_pending;
+	uint64_t queued_bytes;
 	int read_err;
 	struct peer_conn *next; /* node->conns */
 };
@@ -206,6 +217,8 @@ struct weft_peer_node {
  * (nothing started). @join may be NULL. */
 int weft__peer_go(weft_peer_node *n, weft_fiber_fn fn, void *arg,
 		  const char *name);
+int weft__peer_go_join(weft_peer_node *n, weft_fiber_fn fn, void *arg,
+		       const char *name, weft_join **join);
 /* Every node fiber calls this last. */
 void weft__peer_fiber_exit(weft_peer_node *n);
 /* Start the endpoint's dialer if it is wanted and none runs: under lock.
@@ -240,6 +253,7 @@ struct peer_ev {
 	int kind;
 	int error;
 	bool inbound;
+	bool nopermit; /* message-class, queued at shutdown without one */
 	weft_peer_id peer;
 	uint64_t node_id;
 	void *data;

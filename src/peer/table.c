@@ -72,7 +72,14 @@ static unsigned long hs_hash(const void *key, unsigned long seed)
 
 static bool hs_cmp(const void *a, const void *b)
 {
-	return *(const uint64_t *)a == *(const uint64_t *)b;
+	/* @a is a listed endpoint: ck_hs published it with its own atomics,
+	 * which ThreadSanitizer does not see; this acquire pairs with add's
+	 * release store and orders the read of its id after its writes. */
+	const struct weft_peer_endpoint *ep = a;
+
+	(void)atomic_load_explicit(&((struct weft_peer_endpoint *)ep)->refs,
+				   memory_order_acquire);
+	return ep->id == *(const uint64_t *)b;
 }
 
 static unsigned long key_hash(const struct peer_table *t, weft_peer_id id)
