@@ -279,6 +279,9 @@ int weft_co_peer_event(weft_peer_node *n, weft_peer_event *ev,
 
 	if (!weft_in_fiber())
 		return -EPERM;
+	err = weft_peer_try_event(n, ev); /* no future while events wait */
+	if (err != -EAGAIN)
+		return err;
 	err = weft_peer_next_event_init(&f, n, ev);
 	if (err)
 		return err;

@@ -214,21 +214,6 @@ const weft_future_desc weft_peer_send_desc = {
 	.output_size = sizeof(int),
 };
 
-int weft_co_peer_send(weft_peer_node *n, weft_peer_id id, const void *msg,
-		      size_t len, uint64_t deadline_ns)
-{
-	weft_peer_send s;
-	int res = -EINVAL, err;
-
-	if (!weft_in_fiber())
-		return -EPERM;
-	err = weft_peer_send_init(&s, n, id, msg, len);
-	if (err)
-		return err;
-	err = weft_await_until(&weft_peer_send_desc, &s, &res, deadline_ns);
-	return err ? err : res;
-}
-
 /* ---- waiting multicast and broadcast (fibers) ---- */
 
 /* Queue @m on @ep, waiting for room until @deadline. */
@@ -325,5 +310,27 @@ int weft_co_peer_broadcast(weft_peer_node *n, const void *msg, size_t len,
 		  : weft_co_peer_multicast(n, c.ids, c.n, msg, len, NULL,
 					   deadline_ns);
 	free(c.ids);
+	return r;
+}
+
+int weft_co_peer_send(weft_peer_node *n, weft_peer_id id, const void *msg,
+		      size_t len, uint64_t deadline_ns)
+{
+	struct weft_peer_endpoint *ep;
+	struct weft_peer_msg *m;
+	int r = check(n, msg, len);
+
+	if (r)
+		return r;
+	if (!weft_in_fiber())
+		return -EPERM;
+	ep = weft__peer_table_get(&n->table, id);
+	if (!ep)
+		return -ENOENT;
+	m = weft__peer_msg_new(msg, len);
+	/* try first: no future to set up while the queue has room */
+	r = m ? queue_wait(ep, m, deadline_ns) : -ENOMEM;
+	weft__peer_msg_unref(m);
+	weft__peer_ep_unref(ep);
 	return r;
 }
