@@ -75,6 +75,18 @@ WEFT_API int weft_framed_reader_init(weft_framed_reader *r, int fd,
 WEFT_API weft_poll weft_framed_read_poll(weft_framed_reader *r, weft_cx *cx,
 					 weft_frame_view *frame, int *res);
 
+/**
+ * Take the next frame only if the bytes the reader already holds contain
+ * a whole one, without polling the socket (so from any code, no task
+ * needed): for a loop that drains a burst of small frames and waits (with
+ * the poll, the future or weft_co_frame_read) only when this says
+ * -EAGAIN. Returns 1 (*@frame as for weft_framed_read_poll), -EAGAIN (no
+ * whole frame at hand), 0 or the sticky errors of weft_framed_read_poll
+ * once the stream has ended, -EINVAL (NULL argument).
+ */
+WEFT_API int weft_framed_try_read(weft_framed_reader *r,
+				  weft_frame_view *frame);
+
 /** Release @r's buffers and stream (not the fd). Any thread, once no
  * read is being polled. NULL: see core.h. */
 WEFT_API void weft_framed_reader_free(weft_framed_reader *r);
@@ -156,6 +168,17 @@ WEFT_API weft_poll weft_framed_send_poll(weft_framed_send *s, weft_cx *cx,
  * READY leaves a frame it queued in the writer (it goes out with the
  * next send or flush). */
 WEFT_API extern const weft_future_desc weft_framed_send_desc;
+
+/**
+ * Queue one frame in the writer's buffer without waiting and without
+ * starting a send (no task needed): it leaves with the next send or flush
+ * poll. Returns 0 (the payload was copied), -EAGAIN (the buffer is at its
+ * high-water mark: send with the future, which waits for the socket),
+ * -EMSGSIZE (over max_frame, nothing queued), the writer's sticky error,
+ * -ENOMEM, -EINVAL.
+ */
+WEFT_API int weft_framed_try_send(weft_framed_writer *w, const void *payload,
+				  size_t len);
 
 /** Send everything queued: READY with *@res 0 or the sticky error.
  * NULL: see core.h. */

@@ -87,11 +87,11 @@ static int reader_take(weft_framed_reader *r, size_t want)
 	return 0;
 }
 
-WEFT_API weft_poll weft_framed_read_poll(weft_framed_reader *r, weft_cx *cx,
-					 weft_frame_view *frame, int *res)
+/* The next frame; with @cx NULL the stream is not polled: READY with
+ * -EAGAIN when the bytes at hand hold no whole frame. */
+static weft_poll reader_next(weft_framed_reader *r, weft_cx *cx,
+			     weft_frame_view *frame, int *res)
 {
-	if (!r || !cx || !frame)
-		return ready(res, -EINVAL);
 	r->_start += r->_last; /* the frame handed out last is done */
 	r->_last = 0;
 	for (;;) {
@@ -121,6 +121,8 @@ WEFT_API weft_poll weft_framed_read_poll(weft_framed_reader *r, weft_cx *cx,
 
 			if (r->_eof)
 				return ready(res, have ? -EPROTO : 0);
+			if (!cx)
+				return ready(res, -EAGAIN);
 			if (weft_recv_stream_next(&r->_rs, cx, &r->_lent, &n) ==
 			    WEFT_PENDING)
 				return WEFT_PENDING;
@@ -135,6 +137,24 @@ WEFT_API weft_poll weft_framed_read_poll(weft_framed_reader *r, weft_cx *cx,
 		if (err)
 			r->_err = err;
 	}
+}
+
+WEFT_API weft_poll weft_framed_read_poll(weft_framed_reader *r, weft_cx *cx,
+					 weft_frame_view *frame, int *res)
+{
+	if (!r || !cx || !frame)
+		return ready(res, -EINVAL);
+	return reader_next(r, cx, frame, res);
+}
+
+WEFT_API int weft_framed_try_read(weft_framed_reader *r,
+				  weft_frame_view *frame)
+{
+	int res = -EINVAL;
+
+	if (r && frame)
+		reader_next(r, NULL, frame, &res);
+	return res;
 }
 
 WEFT_API void weft_framed_reader_free(weft_framed_reader *r)
@@ -299,6 +319,20 @@ WEFT_API weft_poll weft_framed_send_poll(weft_framed_send *s, weft_cx *cx,
 	if (writer_drive(w, cx) == WEFT_PENDING && s->flush)
 		return WEFT_PENDING;
 	return ready(res, w->_err);
+}
+
+WEFT_API int weft_framed_try_send(weft_framed_writer *w, const void *payload,
+				  size_t len)
+{
+	if (!w || (!payload && len))
+		return -EINVAL;
+	if (w->_err)
+		return w->_err;
+	if (len > w->_codec.max_frame)
+		return -EMSGSIZE;
+	if (w->_len >= w->_high)
+		return -EAGAIN;
+	return writer_queue(w, payload, len);
 }
 
 WEFT_API weft_poll weft_framed_flush_poll(weft_framed_writer *w, weft_cx *cx,

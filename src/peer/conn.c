@@ -161,7 +161,10 @@ static void *reader(void *arg)
 	int r;
 
 	for (;;) {
-		r = weft_co_frame_read(&c->r, &v, 0);
+		/* a burst of small frames is taken without waiting */
+		r = weft_framed_try_read(&c->r, &v);
+		if (r == -EAGAIN)
+			r = weft_co_frame_read(&c->r, &v, 0);
 		if (r != 1)
 			break;
 		struct peer_ev ev = {
@@ -277,7 +280,11 @@ static int write_msg(struct peer_conn *c, struct weft_peer_msg *m, bool flush,
 		c->pending = p;
 		c->cap_pending = cap;
 	}
-	r = weft_co_frame_send(&c->w, m->data, len, flush, deadline);
+	/* More to come: into the buffer without a wait, while it has room
+	 * (it leaves with the next flush, or the send that finds it full). */
+	r = flush ? -EAGAIN : weft_framed_try_send(&c->w, m->data, len);
+	if (r == -EAGAIN)
+		r = weft_co_frame_send(&c->w, m->data, len, flush, deadline);
 	weft__peer_msg_unref(m);
 	if (r == -ETIMEDOUT) {
 		atomic_fetch_add(&n->st_dropped, 1); /* flush ran out of time */
