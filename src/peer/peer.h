@@ -92,6 +92,11 @@ void weft__peer_table_del(struct peer_table *t, struct weft_peer_endpoint *ep);
 /* Any thread: the endpoint with @id, referenced (ep_unref it), or NULL. */
 struct weft_peer_endpoint *weft__peer_table_get(struct peer_table *t,
 						weft_peer_id id);
+/* Any thread: @fn(ep, @arg) on the endpoint with @id inside a read section
+ * (no reference taken: @fn must not wait); its result, or -ENOENT. */
+int weft__peer_table_call(struct peer_table *t, weft_peer_id id,
+			  int (*fn)(struct weft_peer_endpoint *, void *),
+			  void *arg);
 /* Any thread: @fn(ep, @arg) for each listed endpoint, in a read section:
  * @fn must not wait. */
 void weft__peer_table_each(struct peer_table *t,

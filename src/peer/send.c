@@ -47,22 +47,25 @@ static int queue(struct weft_peer_endpoint *ep, struct weft_peer_msg *m)
 	return 0;
 }
 
+static int queue_fn(struct weft_peer_endpoint *ep, void *m)
+{
+	return queue(ep, m);
+}
+
 int weft_peer_try_send(weft_peer_node *n, weft_peer_id id, const void *msg,
 		       size_t len)
 {
-	struct weft_peer_endpoint *ep;
 	struct weft_peer_msg *m;
 	int r = check(n, msg, len);
 
 	if (r)
 		return r;
-	ep = weft__peer_table_get(&n->table, id);
-	if (!ep)
-		return -ENOENT;
 	m = weft__peer_msg_new(msg, len);
-	r = m ? queue(ep, m) : -ENOMEM;
+	if (!m)
+		return -ENOMEM;
+	/* queued inside the table's read section: no reference needed */
+	r = weft__peer_table_call(&n->table, id, queue_fn, m);
 	weft__peer_msg_unref(m);
-	weft__peer_ep_unref(ep);
 	return r;
 }
 
@@ -80,11 +83,7 @@ int weft_peer_multicast(weft_peer_node *n, const weft_peer_id *ids,
 	if (!m)
 		return -ENOMEM;
 	for (size_t i = 0; i < count; i++) {
-		struct weft_peer_endpoint *ep =
-			weft__peer_table_get(&n->table, ids[i]);
-		r = ep ? queue(ep, m) : -ENOENT;
-		if (ep)
-			weft__peer_ep_unref(ep);
+		r = weft__peer_table_call(&n->table, ids[i], queue_fn, m);
 		if (errs)
 			errs[i] = r;
 		k += r == 0;
@@ -324,13 +323,17 @@ int weft_co_peer_send(weft_peer_node *n, weft_peer_id id, const void *msg,
 		return r;
 	if (!weft_in_fiber())
 		return -EPERM;
-	ep = weft__peer_table_get(&n->table, id);
-	if (!ep)
-		return -ENOENT;
 	m = weft__peer_msg_new(msg, len);
-	/* try first: no future to set up while the queue has room */
-	r = m ? queue_wait(ep, m, deadline_ns) : -ENOMEM;
+	if (!m)
+		return -ENOMEM;
+	/* try first, inside the read section: no reference, no future */
+	r = weft__peer_table_call(&n->table, id, queue_fn, m);
+	if (r == -EAGAIN) {
+		ep = weft__peer_table_get(&n->table, id);
+		r = ep ? queue_wait(ep, m, deadline_ns) : -ENOENT;
+		if (ep)
+			weft__peer_ep_unref(ep);
+	}
 	weft__peer_msg_unref(m);
-	weft__peer_ep_unref(ep);
 	return r;
 }

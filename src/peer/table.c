@@ -167,6 +167,18 @@ struct weft_peer_endpoint *weft__peer_table_get(struct peer_table *t,
 	return ep;
 }
 
+int weft__peer_table_call(struct peer_table *t, weft_peer_id id,
+			  int (*fn)(struct weft_peer_endpoint *, void *),
+			  void *arg)
+{
+	ck_epoch_record_t *rec = read_begin(t);
+	struct weft_peer_endpoint *ep = ck_hs_get(&t->hs, key_hash(t, id), &id);
+	int r = ep ? fn(ep, arg) : -ENOENT;
+
+	read_end(t, rec);
+	return r;
+}
+
 void weft__peer_table_each(struct peer_table *t,
 			   void (*fn)(struct weft_peer_endpoint *, void *),
 			   void *arg)
