@@ -7,6 +7,9 @@
  *
  *   --mode pair        node A sends --count messages of --size bytes to B
  *   --mode broadcast   A sends each message to --peers receiver nodes
+ *   --mode conns       memory: --peers nodes each connect to one hub; the
+ *                      resident set before and after, per connection (both
+ *                      ends, with their nodes, fibers and buffers)
  *   --workers W        runtime workers (default 2)
  *
  * Each message: bytes 0..7 its sequence number (LE), 8..15 the send time
@@ -147,7 +150,7 @@ static int cmp_u64(const void *a, const void *b)
 static void usage(const char *me)
 {
 	fprintf(stderr,
-		"usage: %s [--mode pair|broadcast] [--size S>=16] "
+		"usage: %s [--mode pair|broadcast|conns] [--size S>=16] "
 		"[--count N] [--workers W] [--peers P]\n",
 		me);
 	exit(2);
@@ -172,12 +175,13 @@ static void parse(int argc, char **argv)
 		default: usage(argv[0]);
 		}
 	}
-	if (strcmp(opt.mode, "pair") && strcmp(opt.mode, "broadcast"))
+	if (strcmp(opt.mode, "pair") && strcmp(opt.mode, "broadcast") &&
+	    strcmp(opt.mode, "conns"))
 		usage(argv[0]);
 	if (!strcmp(opt.mode, "pair"))
 		opt.peers = 1;
 	if (opt.size < 16 || !opt.count || !opt.workers || !opt.peers ||
-	    opt.peers > 1000)
+	    opt.peers > 5000)
 		usage(argv[0]);
 }
 
@@ -193,6 +197,64 @@ static int wait_connected(weft_peer_node *n, uint64_t want)
 		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
 	}
 	return -ETIMEDOUT;
+}
+
+/* Resident set of this process, KiB (VmRSS), or 0. */
+static long rss_kib(void)
+{
+	char line[256];
+	long v = 0;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld", &v) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/* --mode conns: what a connection costs in memory. */
+static int conns(weft_runtime *rt, const weft_peer_config *pc)
+{
+	weft_peer_node *hub, **leaves = calloc(opt.peers, sizeof(*leaves));
+	char url[64];
+	long before, after;
+
+	if (!leaves || weft_peer_node_new(rt, pc, &hub))
+		return 1;
+	wait_connected(hub, 0);
+	before = rss_kib();
+	for (unsigned i = 0; i < opt.peers; i++) {
+		weft_peer_id id;
+		if (weft_peer_node_new(rt, pc, &leaves[i]))
+			return 1;
+		snprintf(url, sizeof(url), "tcp://127.0.0.1:%u",
+			 weft_peer_port(leaves[i]));
+		weft_peer_add(hub, url, NULL);
+		snprintf(url, sizeof(url), "tcp://127.0.0.1:%u",
+			 weft_peer_port(hub));
+		weft_peer_add(leaves[i], url, &id);
+		weft_peer_connect(leaves[i], id);
+	}
+	if (wait_connected(hub, opt.peers)) {
+		fprintf(stderr, "peer-bench: leaves did not connect\n");
+		return 1;
+	}
+	/* one message each way, so every reader and writer has run */
+	weft_peer_broadcast(hub, "x", 1, NULL);
+	nanosleep(&(struct timespec){ 0, 200000000 }, NULL);
+	after = rss_kib();
+	printf("peer: mode=conns peers=%u rss_before_kib=%ld "
+	       "rss_after_kib=%ld bytes_per_connection=%.0f "
+	       "(both ends and a node each side)\n",
+	       opt.peers, before, after,
+	       (double)(after - before) * 1024 / opt.peers);
+	for (unsigned i = 0; i < opt.peers; i++)
+		weft_peer_node_free(leaves[i]);
+	weft_peer_node_free(hub);
+	free(leaves);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -216,6 +278,13 @@ int main(int argc, char **argv)
 	}
 	weft_peer_config_init(&pc);
 	pc.events_off = WEFT_PEER_EV(WEFT_PEER_SENT);
+	if (getenv("PEER_STACK"))
+		pc.stack_size = strtoul(getenv("PEER_STACK"), NULL, 10);
+	if (!strcmp(opt.mode, "conns")) {
+		int r = conns(rt, &pc);
+		weft_runtime_free(rt);
+		return r;
+	}
 	if ((err = weft_peer_node_new(rt, &pc, &a))) {
 		fprintf(stderr, "node: %s\n", strerror(-err));
 		return 1;
