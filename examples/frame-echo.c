@@ -35,9 +35,17 @@ static void *conn(void *arg)
 		weft_co_close(fd);
 		return NULL;
 	}
-	while ((rc = weft_co_frame_read(&r, &f, 0)) == 1)
-		if (weft_co_frame_send(&w, f.data, f.len, true, 0) < 0)
+	/* Echo what came in a burst with one send: queue each frame, and
+	 * flush only when no whole frame is left to read. */
+	while ((rc = weft_co_frame_read(&r, &f, 0)) == 1) {
+		do {
+			if (weft_co_frame_send(&w, f.data, f.len, false, 0) < 0)
+				goto out;
+		} while ((rc = weft_framed_try_read(&r, &f)) == 1);
+		if (weft_co_frame_flush(&w, 0) < 0 || rc != -EAGAIN)
 			break;
+	}
+out:
 	if (rc < 0 && rc != -ECANCELED && rc != -ECONNRESET)
 		fprintf(stderr, "frame-echo: connection closed: %s\n",
 			weft_strerror(rc));

@@ -423,6 +423,11 @@ WEFT_API int weft_co_frame_send(struct weft_framed_writer *w,
 				const void *payload, size_t len, bool flush,
 				uint64_t deadline_ns);
 
+/** Send everything queued (weft_framed_flush_poll): 0 or the writer's
+ * sticky error. */
+WEFT_API int weft_co_frame_flush(struct weft_framed_writer *w,
+				 uint64_t deadline_ns);
+
 #ifdef __cplusplus
 }
 #endif

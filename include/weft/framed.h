@@ -185,6 +185,14 @@ WEFT_API int weft_framed_try_send(weft_framed_writer *w, const void *payload,
 WEFT_API weft_poll weft_framed_flush_poll(weft_framed_writer *w, weft_cx *cx,
 					  int *res);
 
+/** A flush as a future (weft_framed_flush_desc, output int: *@res of
+ * weft_framed_flush_poll). Dropping it before READY leaves the frames
+ * queued; a send in flight goes on. */
+typedef struct weft_framed_flush {
+	weft_framed_writer *writer; /**< borrowed */
+} weft_framed_flush;
+WEFT_API extern const weft_future_desc weft_framed_flush_desc;
+
 /**
  * Bytes (headers included) of @w's frames that the socket has taken so
  * far, as of the writer's last poll (a send that completed since is

@@ -345,6 +345,19 @@ WEFT_API weft_poll weft_framed_flush_poll(weft_framed_writer *w, weft_cx *cx,
 	return ready(res, w->_err);
 }
 
+static weft_poll flush_desc_poll(void *self, weft_cx *cx, void *out)
+{
+	weft_framed_flush *f = self;
+
+	return weft_framed_flush_poll(f->writer, cx, out);
+}
+
+WEFT_API const weft_future_desc weft_framed_flush_desc = {
+	.poll = flush_desc_poll,
+	.size = sizeof(weft_framed_flush),
+	.output_size = sizeof(int),
+};
+
 WEFT_API uint64_t weft_framed_writer_written(const weft_framed_writer *w)
 {
 	return w ? w->_written : 0;

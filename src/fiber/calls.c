@@ -391,3 +391,17 @@ WEFT_API int weft_co_frame_send(weft_framed_writer *w, const void *payload,
 		return err;
 	return res;
 }
+
+WEFT_API int weft_co_frame_flush(weft_framed_writer *w, uint64_t deadline_ns)
+{
+	weft_framed_flush f = { .writer = w };
+	int res = -EINVAL, err;
+
+	ON_FIBER();
+	if (!w)
+		return -EINVAL;
+	if ((err = weft_await_until(&weft_framed_flush_desc, &f, &res,
+				    deadline_ns)))
+		return err;
+	return res;
+}

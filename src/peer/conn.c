@@ -420,23 +420,6 @@ static void detach(struct peer_conn *c, bool had_queue, int err)
 		weft__peer_ep_drain(ep);
 }
 
-static weft_poll flush_poll(void *state, weft_cx *cx, void *out)
-{
-	return weft_framed_flush_poll(state, cx, out);
-}
-
-static void flush_drop(void *state)
-{
-	(void)state; /* the writer stays the connection's */
-}
-
-static const weft_future_desc flush_desc = {
-	.poll = flush_poll,
-	.drop = flush_drop,
-	.size = sizeof(weft_framed_writer),
-	.output_size = sizeof(int),
-};
-
 /* Run the kept connection @c (attached to c->ep) on the calling fiber,
  * which is its writer, until it ends. */
 static void run_conn(struct peer_conn *c)
@@ -469,11 +452,10 @@ static void run_conn(struct peer_conn *c)
 		weft__peer_conn_close(c, CLOSE_NOW, err);
 	if (atomic_load(&c->close_how) != CLOSE_NOW) {
 		/* graceful: what is buffered, our FIN, then the remote's */
-		int fr = 0;
 		uint64_t until = atomic_load(&c->close_how) == CLOSE_DRAIN
 					 ? c->drain_until
 					 : weft_now_ns() + n->cfg.handshake_ns;
-		weft_await_until(&flush_desc, &c->w, &fr, until);
+		weft_co_frame_flush(&c->w, until);
 		confirm(c);
 		shutdown(c->fd, SHUT_WR);
 		reader_wait(c, until);
@@ -482,9 +464,7 @@ static void run_conn(struct peer_conn *c)
 	if (c->npending) {
 		/* the send in flight has ended (the socket is shut): count
 		 * what it wrote; the rest never reached the socket */
-		int fr = 0;
-		weft_await_until(&flush_desc, &c->w, &fr,
-				 weft_now_ns() + 1000000000u);
+		weft_co_frame_flush(&c->w, weft_now_ns() + 1000000000u);
 		confirm(c);
 		if (c->npending)
 			settle(c, c->npending, err ? err : -ECANCELED);
