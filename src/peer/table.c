@@ -17,7 +17,20 @@
 
 #include <weft/runtime.h>
 
+#include "internal.h"
 #include "peer/peer.h"
+
+#if WEFT__TSAN
+#include <sanitizer/tsan_interface.h>
+/* ck_epoch synchronises through libck's own atomics, which
+ * ThreadSanitizer does not see: tell it that every read section
+ * happens before the grace period that follows it. */
+#define SECTION_END(t) __tsan_release(&(t)->epoch)
+#define GRACE_DONE(t) __tsan_acquire(&(t)->epoch)
+#else
+#define SECTION_END(t) ((void)(t))
+#define GRACE_DONE(t) ((void)(t))
+#endif
 
 /* ck_hs's allocator has no context argument: the writer says which table
  * it works on (it holds node->lock meanwhile). */
@@ -46,8 +59,10 @@ static void grace_wait(ck_epoch_t *e, ck_epoch_record_t *r, void *ctx)
 static void hs_free(void *p, size_t n, bool defer)
 {
 	(void)n;
-	if (defer && tl_writer)
+	if (defer && tl_writer) {
 		ck_epoch_synchronize_wait(&tl_writer->epoch, grace_wait, NULL);
+		GRACE_DONE(tl_writer);
+	}
 	free(p);
 }
 
@@ -130,6 +145,7 @@ void weft__peer_table_del(struct peer_table *t, struct weft_peer_endpoint *ep)
 	tl_writer = NULL;
 	/* After this no reader can be between its get and its ref. */
 	ck_epoch_synchronize_wait(&t->epoch, grace_wait, NULL);
+	GRACE_DONE(t);
 }
 
 /* Enter a read section with the calling thread's record. */
@@ -150,6 +166,7 @@ static ck_epoch_record_t *read_begin(struct peer_table *t)
 
 static void read_end(struct peer_table *t, ck_epoch_record_t *rec)
 {
+	SECTION_END(t);
 	ck_epoch_end(rec, NULL);
 	if (rec == &t->ext)
 		weft__spin_unlock(&t->ext_lock);
