@@ -14,8 +14,10 @@
  * A stream's op is bound to the ring of the worker that polled it first;
  * the stream's task may move (stolen), completions still reach it. The
  * runtime's metrics count the submissions again (multishot_rearms), the
- * times a recv stream found no free buffer (bufring_enobufs) and accept's
- * waits after EMFILE/ENFILE (accept_backoffs).
+ * times a recv stream found no free buffer (bufring_enobufs), accept's
+ * waits after EMFILE/ENFILE (accept_backoffs), and the pauses of recv and
+ * datagram streams whose owner fell behind (stream_pauses, stream_spills;
+ * see weft_recv_stream_init).
  *
  * Lifetimes: a stream is caller-owned memory that must not move after its
  * first next-poll and is dropped exactly once (its drop cancels the op on
@@ -111,6 +113,22 @@ typedef struct weft_recv_stream {
  * worker ring has a pool of weft_runtime_config.buf_count buffers of
  * buf_size bytes (defaults 256 x 4096), created with the first recv
  * stream on that ring. One completion is at most one buffer.
+ *
+ * A stream holds at most weft_runtime_config.stream_buf_max of those
+ * buffers queued, received but not yet returned by next (32 by default):
+ * when its owner falls behind, the stream stops receiving (it cancels its
+ * multishot recv, or does not submit the next single-shot one), the data
+ * waits in the socket, where TCP pushes back on the sender, and the other
+ * streams of the worker keep the rest of the pool. Once the owner has
+ * taken the queue down to half the cap the stream receives again. Nothing
+ * is lost or reordered. What a multishot recv had already received when
+ * it was cancelled is copied out of the pool into memory of its own
+ * (metric stream_spills), so the pool never lends one stream more than the
+ * cap; such a stream then receives one buffer per submission until it has
+ * caught up. Buffers already returned by next do not count: the owner
+ * holds them until weft_buf_release. Datagram streams pause the same way
+ * (datagrams then wait in the socket, or are dropped by the kernel when
+ * its buffer is full).
  *
  * Returns 0; -EINVAL for a NULL @s or a negative fd; -EBUSY while @s has
  * an op in flight. Thread-safe for distinct streams.

@@ -99,6 +99,18 @@ typedef struct weft_runtime_config {
 	 * extra syscalls under load, not completions.
 	 */
 	unsigned cq_entries;
+	/**
+	 * Provided buffers one stream (a recv or datagram stream,
+	 * weft/multishot.h) may hold queued, received but not yet taken by
+	 * its owner's next; 0: max(4, buf_count / 8), 32 by default. A
+	 * stream that reaches it stops receiving (the data waits in the
+	 * socket, so TCP pushes back on the sender) until its owner has
+	 * taken it down to half, so one slow reader cannot starve the other
+	 * streams of its worker. Buffers already lent to the owner do not
+	 * count. A value of buf_count or more leaves one stream free to
+	 * take the whole pool.
+	 */
+	unsigned stream_buf_max;
 } weft_runtime_config;
 
 /**
@@ -301,6 +313,11 @@ typedef struct weft_runtime_metrics {
 	uint64_t multishot_rearms; /**< multishot ops re-armed after their end */
 	uint64_t bufring_enobufs;  /**< recvs ended by an empty buffer ring */
 	uint64_t accept_backoffs;  /**< accept pauses after EMFILE/ENFILE */
+	uint64_t stream_pauses;    /**< streams that stopped receiving at
+				    * stream_buf_max queued buffers */
+	uint64_t stream_spills;    /**< buffers a multishot recv filled past
+				    * a stream's cap, copied out to free
+				    * them (weft/multishot.h) */
 } weft_runtime_metrics;
 
 /**

@@ -99,6 +99,19 @@ static inline void weft__bufpool_lend(struct weft__bufpool *p, int32_t bid,
 	*buf = (weft_buf){ .data = data, .len = len, ._pool = p, ._bid = bid };
 }
 
+/* weft_buf._bid of bytes in memory of their own (a stream's item copied
+ * out past its cap): _pool is that memory, freed by weft_buf_release. */
+#define WEFT__BUF_HEAP (-2)
+
+/* Lend @heap (malloc'd, now the caller's), @len bytes at @data inside it,
+ * as *@buf. */
+static inline void weft__buf_lend_heap(void *heap, void *data, size_t len,
+				       weft_buf *buf)
+{
+	*buf = (weft_buf){ .data = data, .len = len, ._pool = heap,
+			   ._bid = WEFT__BUF_HEAP };
+}
+
 /* A stream's next is READY with @r: report it in *@res, or, for a caller
  * that passed no @res, give the buffer straight back. */
 static inline weft_poll weft__bufpool_deliver(weft_buf *buf, int64_t *res,

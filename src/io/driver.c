@@ -19,6 +19,7 @@ void weft__driver_prepare(struct weft__driver *d)
 	memset(&d->ring, 0, sizeof(d->ring));
 	d->ring.eventfd = -1;
 	weft__inbox_init(&d->inbox);
+	weft__inbox_init(&d->resumes);
 	atomic_init(&d->park_state, WEFT__DRV_RUNNING);
 	atomic_init(&d->m.ops_submitted, 0);
 	atomic_init(&d->m.ops_completed, 0);
@@ -27,8 +28,11 @@ void weft__driver_prepare(struct weft__driver *d)
 	atomic_init(&d->m.accept_backoffs, 0);
 	atomic_init(&d->m.multishot_rearms, 0);
 	atomic_init(&d->m.bufring_enobufs, 0);
+	atomic_init(&d->m.stream_pauses, 0);
+	atomic_init(&d->m.stream_spills, 0);
 	d->pool = NULL;
 	d->starved = NULL;
+	d->paused = NULL;
 }
 
 int weft__driver_init(struct weft__driver *d, unsigned entries,
@@ -86,7 +90,7 @@ unsigned weft__driver_reap(struct weft__driver *d)
 
 bool weft__driver_turn(struct weft__driver *d)
 {
-	if (weft__driver_has_inbox(d)) {
+	if (!weft__inbox_is_empty(&d->inbox)) {
 		ck_stack_entry_t *e = weft__inbox_take_all(&d->inbox);
 		while (e) {
 			ck_stack_entry_t *next = e->next;
@@ -95,6 +99,8 @@ bool weft__driver_turn(struct weft__driver *d)
 			e = next;
 		}
 	}
+	if (!weft__inbox_is_empty(&d->resumes))
+		weft__ms_resume_all(d);
 	if (d->pool && weft__bufpool_has_remote(d->pool))
 		weft__bufpool_drain(d->pool);
 	if (d->ring.unsubmitted || d->ring.inflight)

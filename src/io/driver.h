@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The io driver: one per worker, below the scheduler. It owns a ring, the
- * inbox through which other threads hand it op cancels, the park state and
- * the io counters. The worker that owns it calls down into it:
+ * inboxes through which other threads hand it op cancels and stream
+ * resumes, the park state and the io counters. The worker that owns it calls down into it:
  *
  *   turn        drain the inbox, submit prepared SQEs, reap CQEs; never
  *               blocks (under DEFER_TASKRUN this is also when the kernel
@@ -64,6 +64,12 @@ struct weft__driver_metrics {
 	/* owner: an accept got EMFILE/ENFILE and paused before retrying:
 	 * WEFT__DRV_INC(d, accept_backoffs) once per pause */
 	_Atomic uint64_t accept_backoffs;
+	/* owner: a stream held its cap of buffers and stopped receiving:
+	 * WEFT__DRV_INC(d, stream_pauses) once per pause */
+	_Atomic uint64_t stream_pauses;
+	/* owner: a buffer that came past a stream's cap was copied out:
+	 * WEFT__DRV_INC(d, stream_spills) per buffer */
+	_Atomic uint64_t stream_spills;
 };
 
 struct weft__bufpool;
@@ -72,10 +78,13 @@ struct weft__driver {
 	struct weft__ring ring; /* owner only */
 	struct weft__bufpool *pool;  /* owner: provided buffers, lazily */
 	struct weft__op *starved;    /* owner: streams waiting for buffers */
+	struct weft__op *paused;     /* owner: streams waiting for takers */
 	unsigned buf_count, buf_size; /* the pool's shape, set before init */
+	unsigned stream_buf_max;     /* a stream's cap on queued buffers */
 
 	/* Shared with other threads. */
 	struct weft__inbox inbox weft__cacheline_aligned; /* ops to cancel */
+	struct weft__inbox resumes;  /* paused streams to re-arm */
 	_Atomic int park_state weft__cacheline_aligned;
 	struct weft__driver_metrics m weft__cacheline_aligned;
 };
@@ -133,10 +142,11 @@ void weft__driver_unpark(struct weft__driver *d);
 /* Owner: nothing in flight and no cancel waiting in the inbox. */
 bool weft__driver_is_idle(struct weft__driver *d);
 
-/* Any thread: cancels are waiting in the inbox. */
+/* Any thread: cancels or resumes are waiting in the inboxes. */
 static inline bool weft__driver_has_inbox(struct weft__driver *d)
 {
-	return !weft__inbox_is_empty(&d->inbox);
+	return !weft__inbox_is_empty(&d->inbox) ||
+	       !weft__inbox_is_empty(&d->resumes);
 }
 
 #endif /* WEFT_IO_DRIVER_H */

@@ -86,21 +86,40 @@ struct weft__op_msg {
 struct weft__ms_item {
 	int32_t res;
 	int32_t bid;                   /* provided buffer id, -1: none */
+	void *heap;                    /* or its bytes copied out (malloc'd):
+					* received past the stream's cap */
 };
 
 /*
- * The stream part of a multishot record (multishot.c). The queue is under
- * the record's lock; phase, the starved links and the pool are the
- * owner's.
+ * The stream part of a multishot record (multishot.c). The queue, held,
+ * paused and resume_queued are under the record's lock; phase, stopping,
+ * the list links and the pool are the owner's; held_max is set before the
+ * record is shared and never changes.
  */
 struct weft__op_ms {
 	struct weft__ms_item *q;       /* ring array of cap items */
 	unsigned cap, head, count;
+	unsigned held;                 /* under lock: queued items with a
+					* pool buffer */
+	unsigned held_max;             /* the stream's cap on held, 0: none
+					* (streams without a pool) */
+	bool paused;                   /* under lock: held reached held_max,
+					* the owner stops receiving; the taker
+					* clears it at held_max / 2 items */
+	bool resume_queued;            /* under lock: resume_entry is in the
+					* owner's resumes inbox */
+	bool stopping;                 /* owner: a pause's cancel is in
+					* flight, the op's final CQE is due */
+	bool single;                   /* owner: receive one buffer per SQE
+					* (a multishot op overshot the cap)
+					* until the taker has caught up */
 	bool ended;                    /* under lock: end_res is final */
 	int32_t end_res;               /* under lock: what next returns last */
 	int32_t armed_bid;             /* owner: plain rung's buffer in use */
-	struct weft__op *prev, *next;  /* owner: the driver's starved list */
+	struct weft__op *prev, *next;  /* owner: the driver's starved or
+					* paused list */
 	struct weft__bufpool *pool;    /* owner's pool (recv streams) */
+	ck_stack_entry_t resume_entry; /* a taker's request to re-arm */
 	/* Datagram streams (net/udp_stream.c): the recvmsg arguments. */
 	struct msghdr msg;
 	struct iovec iov;
@@ -113,6 +132,8 @@ enum {
 	WEFT__PH_BACKOFF,     /* a retry timeout is in flight (user_data op) */
 	WEFT__PH_STARVED,     /* nothing in flight: waits for buffers */
 	WEFT__PH_ENDED,       /* nothing in flight, never again */
+	WEFT__PH_PAUSED,      /* nothing in flight: its stream holds
+			       * held_max buffers, waits for the taker */
 };
 
 struct weft__op {
@@ -302,12 +323,16 @@ void weft__ms_starve(struct weft__driver *d, struct weft__op *op);
 int weft__ms_attach_pool(struct weft__op *op, int fd);
 /* multishot.c, owner: buffers came back; submit the starved streams. */
 void weft__ms_rearm_starved(struct weft__driver *d);
-/* multishot.c, owner at exit: end the streams still starved. */
+/* multishot.c, owner: re-arm the paused streams whose takers asked
+ * (the driver's resumes inbox). */
+void weft__ms_resume_all(struct weft__driver *d);
+/* multishot.c, owner at exit: end the streams still starved or paused. */
 void weft__ms_exit(struct weft__driver *d);
 /* multishot.c: a stream's next completion (any thread). READY with *res
- * and *bid (-1: no buffer), or PENDING. */
+ * and *bid (-1: no buffer) or *heap (not NULL: the bytes in memory of
+ * their own, the caller's to free), or PENDING. */
 weft_poll weft__ms_poll_next(weft_io *io, weft_cx *cx, int32_t *res,
-			     int32_t *bid);
+			     int32_t *bid, void **heap);
 
 /* op.c: the first poll of @io: a record, submitted. NULL with *@err. */
 struct weft__op *weft__op_start(weft_io *io, weft_cx *cx, int *err);

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <weft/multishot.h>
@@ -92,13 +93,15 @@ WEFT_API weft_poll weft_accept_stream_next(weft_accept_stream *s, weft_cx *cx,
 					   int *fd)
 {
 	int32_t res, bid;
+	void *heap; /* never for accept */
 
 	if (!s || !cx) {
 		if (fd)
 			*fd = -EINVAL;
 		return WEFT_READY;
 	}
-	if (weft__ms_poll_next(&s->_io, cx, &res, &bid) == WEFT_PENDING)
+	if (weft__ms_poll_next(&s->_io, cx, &res, &bid, &heap) ==
+	    WEFT_PENDING)
 		return WEFT_PENDING;
 	if (res >= 0)
 		weft__tcp_nodelay_default(res); /* as the accept op (net.h) */
@@ -131,7 +134,8 @@ static int recv_reprep(struct weft__op *op, struct io_uring_sqe *sqe)
 				   p->size, 0);
 		return 0;
 	}
-	if (weft__ring_has(&op->owner->ring, WEFT__FEAT_MULTISHOT_RECV))
+	if (weft__ring_has(&op->owner->ring, WEFT__FEAT_MULTISHOT_RECV) &&
+	    !op->big[0].ms.single)
 		io_uring_prep_recv_multishot(sqe, op->target, NULL, 0, 0);
 	else
 		io_uring_prep_recv(sqe, op->target, NULL, p->size, 0);
@@ -166,16 +170,19 @@ WEFT_API weft_poll weft_recv_stream_next(weft_recv_stream *s, weft_cx *cx,
 					 weft_buf *buf, int64_t *res)
 {
 	int32_t r, bid;
+	void *heap;
 
 	if (!s || !cx || !buf) {
 		if (res)
 			*res = -EINVAL;
 		return WEFT_READY;
 	}
-	if (weft__ms_poll_next(&s->_io, cx, &r, &bid) == WEFT_PENDING)
+	if (weft__ms_poll_next(&s->_io, cx, &r, &bid, &heap) == WEFT_PENDING)
 		return WEFT_PENDING;
 	*buf = (weft_buf){ ._bid = -1 };
-	if (bid >= 0) {
+	if (heap) {
+		weft__buf_lend_heap(heap, heap, (size_t)r, buf);
+	} else if (bid >= 0) {
 		struct weft__bufpool *p =
 			((struct weft__op *)s->_io._op)->big[0].ms.pool;
 
@@ -195,6 +202,11 @@ WEFT_API void weft_buf_release(weft_buf *buf)
 {
 	if (!buf || !buf->_pool)
 		return;
+	if (buf->_bid == WEFT__BUF_HEAP) {
+		free(buf->_pool);
+		*buf = (weft_buf){ ._bid = -1 };
+		return;
+	}
 	struct weft__bufpool *p = buf->_pool;
 
 	weft__bufpool_give(p, buf->_bid);

@@ -22,9 +22,11 @@
 #define UDP_NAMELEN ((unsigned)sizeof(struct sockaddr_storage))
 #define UDP_HDR ((unsigned)sizeof(struct io_uring_recvmsg_out) + UDP_NAMELEN)
 
+/* The op in flight (or about to be) is a multishot recvmsg: fixup runs
+ * before the reap changes single (io/multishot.c). */
 static bool udp_multishot(const struct weft__op *op)
 {
-	return op->big[0].ms.pool->br &&
+	return op->big[0].ms.pool->br && !op->big[0].ms.single &&
 	       weft__ring_has(&op->owner->ring, WEFT__FEAT_MULTISHOT_RECV);
 }
 
@@ -128,26 +130,28 @@ WEFT_API weft_poll weft_udp_stream_next(weft_udp_stream *s, weft_cx *cx,
 					socklen_t *fromlen, int64_t *res)
 {
 	int32_t r, bid;
+	void *heap;
 
 	if (!s || !cx || !buf) {
 		if (res)
 			*res = -EINVAL;
 		return WEFT_READY;
 	}
-	if (weft__ms_poll_next(&s->_io, cx, &r, &bid) == WEFT_PENDING)
+	if (weft__ms_poll_next(&s->_io, cx, &r, &bid, &heap) == WEFT_PENDING)
 		return WEFT_PENDING;
 	*buf = (weft_buf){ ._bid = -1 };
-	if (bid < 0 && r == 0 && from) {
+	if (bid < 0 && !heap && r == 0 && from) {
 		/* An empty datagram on the single-shot buffer-ring rung: the
 		 * kernel used no buffer, and its address is not kept. */
 		memset(from, 0, sizeof(*from));
 		if (fromlen)
 			*fromlen = 0;
 	}
-	if (bid >= 0) {
+	if (bid >= 0 || heap) {
 		struct weft__bufpool *p =
 			((struct weft__op *)s->_io._op)->big[0].ms.pool;
-		unsigned char *b = weft__bufpool_data(p, bid);
+		/* A copy past the stream's cap has the buffer's layout. */
+		unsigned char *b = heap ? heap : weft__bufpool_data(p, bid);
 		struct io_uring_recvmsg_out out;
 		uint32_t room = (uint32_t)r > UDP_HDR ? (uint32_t)r - UDP_HDR : 0;
 
@@ -161,7 +165,11 @@ WEFT_API weft_poll weft_udp_stream_next(weft_udp_stream *s, weft_cx *cx,
 				*fromlen = n;
 		}
 		r = (int32_t)(out.payloadlen < room ? out.payloadlen : room);
-		weft__bufpool_lend(p, bid, b + UDP_HDR, (size_t)r, buf);
+		if (heap)
+			weft__buf_lend_heap(heap, b + UDP_HDR, (size_t)r, buf);
+		else
+			weft__bufpool_lend(p, bid, b + UDP_HDR, (size_t)r,
+					   buf);
 	}
 	return weft__bufpool_deliver(buf, res, r);
 }

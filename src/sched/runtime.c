@@ -115,6 +115,14 @@ static unsigned buf_count(unsigned n)
 	return c;
 }
 
+/* The buffers one stream may hold queued (weft_runtime_config). */
+static unsigned stream_buf_max(unsigned n, unsigned buf_count)
+{
+	if (n)
+		return n;
+	return buf_count / 8 > 4 ? buf_count / 8 : 4;
+}
+
 static int alloc_runtime(const weft_runtime_config *cfg, unsigned n,
 			 struct weft_runtime **out)
 {
@@ -166,6 +174,8 @@ static int alloc_runtime(const weft_runtime_config *cfg, unsigned n,
 		weft__driver_prepare(&w->driver);
 		w->driver.buf_count = buf_count(cfg->buf_count);
 		w->driver.buf_size = cfg->buf_size ? cfg->buf_size : 4096;
+		w->driver.stream_buf_max = stream_buf_max(
+			cfg->stream_buf_max, w->driver.buf_count);
 		/* Read by weft__ring_init on the worker thread. */
 		w->driver.ring.cq_entries = cfg->cq_entries;
 		if ((err = weft__deque_init(&w->dq, DEQUE_LOG2))) {
@@ -543,6 +553,8 @@ static void metrics_fill(const weft_runtime *rt, weft_runtime_metrics *m)
 		SUM(multishot_rearms, multishot_rearms);
 		SUM(bufring_enobufs, bufring_enobufs);
 		SUM(accept_backoffs, accept_backoffs);
+		SUM(stream_pauses, stream_pauses);
+		SUM(stream_spills, stream_spills);
 	}
 #undef SUM
 	/* Written by each worker before weft_runtime_new returned (the start
