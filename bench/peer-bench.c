@@ -272,6 +272,8 @@ int main(int argc, char **argv)
 	parse(argc, argv);
 	weft_runtime_config_init(&rc);
 	rc.workers = opt.workers;
+	if (getenv("PEER_STREAM_BUF_MAX"))
+		rc.stream_buf_max = (unsigned)atoi(getenv("PEER_STREAM_BUF_MAX"));
 	if ((err = weft_runtime_new(&rc, &rt))) {
 		fprintf(stderr, "runtime: %s\n", strerror(-err));
 		return 1;

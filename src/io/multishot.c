@@ -36,10 +36,13 @@
  *     heap and given back at once (spill; metric stream_spills): the pool
  *     never lends a stream more than held_max queued buffers;
  *   - a stream that had to cancel receives one buffer per SQE (single)
- *     while its taker is behind or its socket has a backlog, so the
- *     copies stay rare, and goes back to multishot once a completion finds
- *     the rest of its queue taken and the socket empty (no
- *     IORING_CQE_F_SOCK_NONEMPTY);
+ *     while its taker is behind, so the copies stay rare, and goes back to
+ *     multishot once a completion finds the rest of its queue taken. (It
+ *     used to wait for the socket to be empty too, no
+ *     IORING_CQE_F_SOCK_NONEMPTY: a bulk stream, whose socket always has
+ *     a backlog, then stayed single-shot for good after one pause, and
+ *     bench/peer-bench's 4 KiB pair fell from about 350k to 230k
+ *     messages/s.)
  *   - the taker asks for a resume by queued items (count), spilled ones
  *     included, so the copies are bounded by one overshoot too.
  * The taker, in weft__ms_poll_next, clears paused once its queue is down
@@ -431,8 +434,7 @@ void weft__ms_complete(struct weft__driver *d, struct weft__op *op,
 		/* After fixup, which reads the mode of the op that ended. */
 		if (ms->stopping)
 			ms->single = true;
-		else if (item && ms->count <= 1 && !ms->paused &&
-			 !(cflags & IORING_CQE_F_SOCK_NONEMPTY))
+		else if (item && ms->count <= 1 && !ms->paused)
 			ms->single = false; /* the taker had taken the rest
 					     * and the socket is empty */
 		ms->stopping = false;
