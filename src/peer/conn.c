@@ -191,7 +191,6 @@ static void *reader(void *arg)
 		atomic_fetch_add_explicit(&n->st_received_bytes, v.len,
 					  memory_order_relaxed);
 	}
-	c->read_err = r;
 	weft__peer_conn_close(c, CLOSE_NOW, r);
 	atomic_store(&c->reader_done, true);
 	weft_notify_one(c->rdone);

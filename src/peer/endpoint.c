@@ -120,7 +120,6 @@ static void *resolver(void *arg)
 	pthread_mutex_lock(&n->lock);
 	memcpy(ep->addrs, a, k * sizeof(a[0]));
 	ep->naddrs = k;
-	ep->resolving = false;
 	pthread_mutex_unlock(&n->lock);
 	weft__peer_ep_unref(ep);
 	weft__peer_fiber_exit(n);
@@ -186,7 +185,6 @@ int weft_peer_add(weft_peer_node *n, const char *url, weft_peer_id *id)
 	socklen_t alen = sizeof(ep->addrs[0]);
 	bool numeric = weft_addr_parse(host, port, &ep->addrs[0], &alen) == 0;
 	ep->naddrs = numeric;
-	ep->resolving = !numeric;
 
 	pthread_mutex_lock(&n->lock);
 	if (atomic_load(&n->closing)) {
@@ -218,12 +216,8 @@ int weft_peer_add(weft_peer_node *n, const char *url, weft_peer_id *id)
 	}
 	weft__peer_emit_addr(n, WEFT_PEER_ADDED, ep->id, 0, 0, false, NULL, 0,
 			     url);
-	if (!numeric && weft__peer_go(n, resolver, ep, "peer-resolve")) {
-		pthread_mutex_lock(&n->lock);
-		ep->resolving = false;
-		pthread_mutex_unlock(&n->lock);
-		weft__peer_ep_unref(ep);
-	}
+	if (!numeric && weft__peer_go(n, resolver, ep, "peer-resolve"))
+		weft__peer_ep_unref(ep); /* the resolver's reference */
 	return 0;
 }
 

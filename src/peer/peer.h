@@ -125,7 +125,6 @@ struct weft_peer_endpoint {
 	bool dialing;             /* a dial between connect and handshake end */
 	bool dialer;              /* the dialer fiber runs */
 	bool rx_busy;             /* a writer holds the queue's receiver */
-	bool resolving;
 	struct peer_conn *conn;   /* the connection kept */
 	/* read without the lock by sends: want || conn, and conn */
 	atomic_bool open, up;
@@ -173,7 +172,6 @@ struct peer_conn {
 	} *pending;
 	size_t npending, cap_pending;
 	uint64_t queued_bytes;
-	int read_err;
 	struct peer_conn *next; /* node->conns */
 };
 /* The fibers. arg: a struct peer_conn * (inbound: handshake first) or a
